@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/spf13/cobra"
+
+	"github.com/jobd/jobd/api"
+	"github.com/jobd/jobd/daemon"
+	"github.com/jobd/jobd/store/sqlite"
+)
+
+func newServeCmd(stderr io.Writer) *cobra.Command {
+	var configFile string
+	var flags daemon.Config
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the scheduler daemon",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := daemon.DefaultConfig()
+			cfg.Socket = api.DefaultSocket()
+			if configFile != "" {
+				if err := cfg.ParseFile(configFile); err != nil {
+					return usageError{err}
+				}
+			}
+			if err := cfg.ApplyEnv(os.Environ()); err != nil {
+				return usageError{err}
+			}
+			fs := cmd.Flags()
+			if fs.Changed("state-dir") {
+				cfg.StateDir = flags.StateDir
+			}
+			if fs.Changed("socket") {
+				cfg.Socket = flags.Socket
+			}
+			if fs.Changed("listen") {
+				cfg.Listen = flags.Listen
+			}
+			if fs.Changed("log-format") {
+				cfg.LogFormat = flags.LogFormat
+			}
+			if fs.Changed("log-level") {
+				cfg.LogLevel = flags.LogLevel
+			}
+			if err := cfg.Validate(); err != nil {
+				return usageError{err}
+			}
+			return serve(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "YAML config file")
+	f.StringVar(&flags.StateDir, "state-dir", "", "directory for the database and logs (default /var/lib/jobd)")
+	f.StringVar(&flags.Socket, "socket", "", "admin unix socket (default "+api.DefaultSocket()+")")
+	f.StringVar(&flags.Listen, "listen", "", "TCP address for executors (default 127.0.0.1:7070; empty disables)")
+	f.StringVar(&flags.LogFormat, "log-format", "", "log format: text or json")
+	f.StringVar(&flags.LogLevel, "log-level", "", "log level: debug, info, warn, error")
+	return cmd
+}
+
+func serve(ctx context.Context, cfg daemon.Config) error {
+	log := cfg.NewLogger(os.Stderr)
+	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+		return fmt.Errorf("create state dir: %w", err)
+	}
+	st, err := sqlite.Open(ctx, cfg.DBPath())
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+	notify := func(state string) {
+		if _, err := sd.SdNotify(false, state); err != nil {
+			log.Warn("notify service manager", "err", err)
+		}
+	}
+	if interval, err := sd.SdWatchdogEnabled(false); err == nil && interval > 0 {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			t := time.NewTicker(interval / 2)
+			defer t.Stop()
+			for {
+				select {
+				case <-wctx.Done():
+					return
+				case <-t.C:
+					notify("WATCHDOG=1")
+				}
+			}
+		}()
+	}
+	d := daemon.New(cfg, st, log, daemon.SystemClock{}, version, notify)
+	return d.Run(ctx)
+}

@@ -1,0 +1,405 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jobd/jobd/api"
+	"github.com/jobd/jobd/store"
+)
+
+// Server is jobd's HTTP API. The admin handler serves every route (the
+// unix socket); the executor handler serves only the executor protocol and
+// health (the TCP listener).
+type Server struct {
+	d   *Daemon
+	log *slog.Logger
+}
+
+// AdminHandler returns the handler for the unix socket.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	s.executorRoutes(mux)
+	p := api.Prefix
+	mux.HandleFunc("GET "+p+"/status", s.handleStatus)
+	mux.HandleFunc("GET "+p+"/jobs", s.handleJobList)
+	mux.HandleFunc("POST "+p+"/jobs", s.handleJobCreate)
+	mux.HandleFunc("GET "+p+"/jobs/{name}", s.handleJobGet)
+	mux.HandleFunc("PUT "+p+"/jobs/{name}", s.handleJobPut)
+	mux.HandleFunc("DELETE "+p+"/jobs/{name}", s.handleJobDelete)
+	mux.HandleFunc("POST "+p+"/jobs/{name}/pause", s.handlePause(true))
+	mux.HandleFunc("POST "+p+"/jobs/{name}/resume", s.handlePause(false))
+	mux.HandleFunc("POST "+p+"/jobs/{name}/trigger", s.handleTrigger)
+	mux.HandleFunc("POST "+p+"/apply", s.handleApply)
+	mux.HandleFunc("GET "+p+"/runs", s.handleRunList)
+	mux.HandleFunc("GET "+p+"/runs/{id}", s.handleRunGet)
+	mux.HandleFunc("GET "+p+"/missed", s.handleMissedList)
+	mux.HandleFunc("POST "+p+"/replay", s.handleReplay)
+	mux.HandleFunc("GET "+p+"/executors", s.handleExecutorList)
+	mux.HandleFunc("GET "+p+"/executors/{id}", s.handleExecutorGet)
+	return s.guard(mux)
+}
+
+// ExecutorHandler returns the handler for the TCP listener.
+func (s *Server) ExecutorHandler() http.Handler {
+	mux := http.NewServeMux()
+	s.executorRoutes(mux)
+	mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusForbidden, api.ErrorBody{Error: "the admin API is served on the unix socket only"})
+	})
+	return s.guard(mux)
+}
+
+func (s *Server) executorRoutes(mux *http.ServeMux) {
+	p := api.Prefix
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.HandleFunc("POST "+p+"/executor/register", s.handleRegister)
+	mux.HandleFunc("POST "+p+"/executor/{id}/poll", s.handlePoll)
+	mux.HandleFunc("POST "+p+"/executor/{id}/deregister", s.handleDeregister)
+	mux.HandleFunc("POST "+p+"/runs/{id}/report", s.handleReport)
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if !s.d.ready.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := s.d.Status(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) handleJobList(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryInt(r, "limit", 1000, 10000)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	rows, err := s.d.store.JobList(r.Context(), store.JobListParams{Group: q.Get("group"), After: q.Get("after"), Limit: limit})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]api.Job, 0, len(rows))
+	for _, row := range rows {
+		j, err := compileJob(row)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		out = append(out, toAPIJob(j, ""))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleJobCreate(w http.ResponseWriter, r *http.Request) {
+	var spec api.JobSpec
+	if err := decode(r, &spec); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	j, err := s.d.sched.CreateJob(r.Context(), spec)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, toAPIJob(j, ""))
+}
+
+func (s *Server) handleJobGet(w http.ResponseWriter, r *http.Request) {
+	row, err := s.d.store.JobGet(r.Context(), r.PathValue("name"))
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("job %s: %w", r.PathValue("name"), err))
+		return
+	}
+	j, err := compileJob(row)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toAPIJob(j, ""))
+}
+
+func (s *Server) handleJobPut(w http.ResponseWriter, r *http.Request) {
+	var spec api.JobSpec
+	if err := decode(r, &spec); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	j, _, err := s.d.sched.UpdateJob(r.Context(), r.PathValue("name"), spec)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toAPIJob(j, ""))
+}
+
+func (s *Server) handleJobDelete(w http.ResponseWriter, r *http.Request) {
+	if err := s.d.sched.DeleteJob(r.Context(), r.PathValue("name")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handlePause(paused bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		j, err := s.d.sched.SetPaused(r.Context(), r.PathValue("name"), paused)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, toAPIJob(j, ""))
+	}
+}
+
+func (s *Server) handleTrigger(w http.ResponseWriter, r *http.Request) {
+	var req api.TriggerRequest
+	if r.ContentLength != 0 {
+		if err := decode(r, &req); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	if len(req.Params) > 0 {
+		s.writeError(w, r, fieldErr("params", "per-trigger parameters are not supported yet; set them on the job"))
+		return
+	}
+	res, j, err := s.d.sched.TriggerNow(r.Context(), r.PathValue("name"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := api.TriggerResponse{TriggerID: strconv.FormatInt(res.TriggerID, 10), Job: j.row.Name, Runs: []api.Run{}}
+	for _, run := range res.Runs {
+		out.ScheduledAt = api.NewTime(run.ScheduledAt)
+		out.Runs = append(out.Runs, toAPIRun(run))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) {
+	var req api.ApplyRequest
+	if err := decode(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp, err := s.d.Apply(r.Context(), req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleRunList(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryInt(r, "limit", 50, 10000)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	var before int64
+	if b := q.Get("before"); b != "" {
+		if before, err = strconv.ParseInt(b, 10, 64); err != nil {
+			s.writeError(w, r, fieldErr("before", "%q: want a run id", b))
+			return
+		}
+	}
+	if st := q.Get("state"); st != "" && !validRunState(st) {
+		s.writeError(w, r, fieldErr("state", "%q: not a run state", st))
+		return
+	}
+	runs, err := s.d.store.RunList(r.Context(), store.RunListParams{JobName: q.Get("job"), State: q.Get("state"), Before: before, Limit: limit})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]api.Run, 0, len(runs))
+	for _, run := range runs {
+		out = append(out, toAPIRun(run))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func validRunState(s string) bool {
+	switch s {
+	case api.RunPending, api.RunAssigned, api.RunRunning, api.RunSucceeded, api.RunFailed,
+		api.RunTimedOut, api.RunKilled, api.RunLost, api.RunSkipped:
+		return true
+	}
+	return false
+}
+
+func (s *Server) handleRunGet(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("run %q: %w", r.PathValue("id"), store.ErrNotFound))
+		return
+	}
+	run, err := s.d.store.RunGet(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("run %d: %w", id, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, toAPIRun(run))
+}
+
+func parseQueryTime(r *http.Request, name string) (time.Time, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, fieldErr(name, "%q: want an RFC 3339 time", v)
+	}
+	return t, nil
+}
+
+func (s *Server) handleMissedList(w http.ResponseWriter, r *http.Request) {
+	since, err := parseQueryTime(r, "since")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	until, err := parseQueryTime(r, "until")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	job := r.URL.Query().Get("job")
+	if job != "" {
+		if _, err := s.d.store.JobGet(r.Context(), job); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	rows, err := s.d.store.MissedList(r.Context(), store.MissedListParams{JobName: job, Since: since, Until: until})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]api.Missed, 0, len(rows))
+	for _, m := range rows {
+		out = append(out, api.Missed{ID: strconv.FormatInt(m.ID, 10), Job: m.JobName, From: api.NewTime(m.From),
+			To: api.NewTime(m.To), Count: m.Count, Reason: m.Reason, RecordedAt: api.NewTime(m.RecordedAt)})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleReplay(w http.ResponseWriter, r *http.Request) {
+	var req api.ReplayRequest
+	if err := decode(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp, err := s.d.sched.Replay(r.Context(), req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleExecutorList(w http.ResponseWriter, r *http.Request) {
+	xs, err := s.d.disp.Executors(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, xs)
+}
+
+func (s *Server) handleExecutorGet(w http.ResponseWriter, r *http.Request) {
+	x, err := s.d.disp.Executor(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, x)
+}
+
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	var req api.RegisterRequest
+	if err := decode(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp, err := s.d.disp.Register(r.Context(), req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
+	var req api.PollRequest
+	if err := decode(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp, err := s.d.disp.Poll(r.Context(), r.PathValue("id"), req)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return // the executor went away
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleDeregister(w http.ResponseWriter, r *http.Request) {
+	if err := s.d.disp.Deregister(r.Context(), r.PathValue("id")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("run %q: %w", r.PathValue("id"), store.ErrNotFound))
+		return
+	}
+	var rep api.Report
+	if err := decode(r, &rep); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp, err := s.d.Report(r.Context(), id, rep)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// toAPIRun renders a stored run.
+func toAPIRun(r *store.Run) api.Run {
+	return api.Run{
+		ID: strconv.FormatInt(r.ID, 10), Job: r.JobName, TriggerID: strconv.FormatInt(r.TriggerID, 10),
+		State: r.State, Origin: r.Origin, ScheduledAt: api.NewTime(r.ScheduledAt), CreatedAt: api.NewTime(r.CreatedAt),
+		AssignedAt: api.NewTime(r.AssignedAt), StartedAt: api.NewTime(r.StartedAt), FinishedAt: api.NewTime(r.FinishedAt),
+		Executor: r.ExecutorName, ExecutorID: r.ExecutorID, Attempt: r.Attempt, ExitCode: r.ExitCode,
+		Error: r.Error, Output: r.Output, Replay: r.Replay, ShardIndex: r.ShardIndex, ShardTotal: r.ShardTotal,
+	}
+}

@@ -1,0 +1,309 @@
+// Package daemon is jobd serve: the scheduler that stores and fires
+// triggers, the dispatcher that keeps the executor registry and routes runs,
+// and the HTTP API on the admin unix socket and the executor TCP listener.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jobd/jobd/api"
+	"github.com/jobd/jobd/store"
+)
+
+// Notifier tells the service manager about the daemon's state
+// ("READY=1", "STOPPING=1", "WATCHDOG=1"). It may be nil.
+type Notifier func(state string)
+
+// Daemon is one jobd serve process.
+type Daemon struct {
+	cfg     Config
+	store   store.Store
+	log     *slog.Logger
+	clock   Clock
+	version string
+	notify  Notifier
+
+	sched     *Scheduler
+	disp      *Dispatcher
+	server    *Server
+	startedAt time.Time
+	ready     atomic.Bool
+}
+
+// New wires a daemon over an open store.
+func New(cfg Config, st store.Store, log *slog.Logger, clock Clock, version string, notify Notifier) *Daemon {
+	if notify == nil {
+		notify = func(string) {}
+	}
+	d := &Daemon{cfg: cfg, store: st, log: log, clock: clock, version: version, notify: notify}
+	d.disp = NewDispatcher(st, clock, log, cfg.HeartbeatInterval)
+	d.sched = NewScheduler(st, clock, log, d.disp, cfg.LookAhead)
+	d.disp.EndedFunc = func(runs []*store.Run) { d.sched.RunsEnded(context.Background(), runs) }
+	d.disp.JobFunc = d.sched.jobByID
+	d.server = &Server{d: d, log: log}
+	return d
+}
+
+// Run recovers state, listens, serves and fires triggers until ctx ends,
+// then shuts down: it stops firing, lets in-flight store writes finish and
+// closes the listeners. It does not close the store.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.startedAt = d.clock.Now()
+	if err := d.disp.Restore(ctx, d.sched.jobByID); err != nil {
+		return err
+	}
+	if err := d.sched.Recover(ctx); err != nil {
+		return err
+	}
+	sockLn, err := listenSocket(d.cfg.Socket, d.cfg.SocketMode)
+	if err != nil {
+		return err
+	}
+	var tcpLn net.Listener
+	if d.cfg.Listen != "" {
+		tcpLn, err = net.Listen("tcp", d.cfg.Listen)
+		if err != nil {
+			sockLn.Close()
+			return fmt.Errorf("listen %s: %w", d.cfg.Listen, err)
+		}
+	}
+	base := func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
+	admin := &http.Server{Handler: d.server.AdminHandler(), BaseContext: base, ReadHeaderTimeout: 10 * time.Second}
+	exec := &http.Server{Handler: d.server.ExecutorHandler(), BaseContext: base, ReadHeaderTimeout: 10 * time.Second}
+
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	serve := func(srv *http.Server, ln net.Listener) {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("serve %s: %w", ln.Addr(), err)
+		}
+	}
+	wg.Add(1)
+	go serve(admin, sockLn)
+	if tcpLn != nil {
+		wg.Add(1)
+		go serve(exec, tcpLn)
+	}
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); d.disp.Monitor(runCtx) }()
+	go func() { defer bg.Done(); _ = d.sched.Run(runCtx) }()
+	d.ready.Store(true)
+	d.notify("READY=1")
+	d.log.Info("jobd serving", "socket", d.cfg.Socket, "listen", d.cfg.Listen, "store", d.store.Driver(), "version", d.version)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	d.notify("STOPPING=1")
+	d.log.Info("jobd stopping")
+	// Stop firing first; the fire loop finishes the batch it is settling.
+	stopRun()
+	bg.Wait()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = exec.Shutdown(shutCtx)
+	_ = admin.Shutdown(shutCtx)
+	wg.Wait()
+	_ = os.Remove(d.cfg.Socket)
+	d.log.Info("jobd stopped")
+	return runErr
+}
+
+// listenSocket listens on a unix socket at path with the given octal mode,
+// removing a stale socket file first (only if it is a socket).
+func listenSocket(path, mode string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create socket dir: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("socket path %s exists and is not a socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("socket %s: another jobd is serving on it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on socket %s: %w", path, err)
+	}
+	c := Config{SocketMode: mode}
+	m, err := c.socketMode()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := os.Chmod(path, m); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("chmod socket: %w", err)
+	}
+	return ln, nil
+}
+
+// Status summarises the daemon.
+func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
+	total, paused, err := d.store.JobCount(ctx)
+	if err != nil {
+		return api.Status{}, fmt.Errorf("count jobs: %w", err)
+	}
+	runs, err := d.store.RunCounts(ctx)
+	if err != nil {
+		return api.Status{}, fmt.Errorf("count runs: %w", err)
+	}
+	missed, err := d.store.MissedTotal(ctx)
+	if err != nil {
+		return api.Status{}, fmt.Errorf("count missed: %w", err)
+	}
+	execs, err := d.disp.ExecutorCounts(ctx)
+	if err != nil {
+		return api.Status{}, err
+	}
+	next, pending := d.sched.NextTriggers(10)
+	return api.Status{
+		Version: d.version, StartedAt: api.NewTime(d.startedAt), Leader: true,
+		Store: d.store.Driver() + " " + d.cfg.DBPath(), Socket: d.cfg.Socket, Listen: d.cfg.Listen,
+		Jobs: total, JobsPaused: paused, Executors: execs, Runs: runs, Missed: missed,
+		PendingTriggers: pending, NextTriggers: next,
+	}, nil
+}
+
+// Apply makes the stored jobs match req.Jobs: creates, updates and, with
+// Prune, deletes. Every spec is validated before anything changes.
+func (d *Daemon) Apply(ctx context.Context, req api.ApplyRequest) (api.ApplyResponse, error) {
+	resp := api.ApplyResponse{Created: []string{}, Updated: []string{}, Unchanged: []string{}, Deleted: []string{}, DryRun: req.DryRun}
+	seen := map[string]bool{}
+	for i, spec := range req.Jobs {
+		if _, _, err := normalizeSpec(spec); err != nil {
+			var fe *FieldError
+			if errors.As(err, &fe) {
+				return resp, &FieldError{Field: fmt.Sprintf("jobs[%d].%s", i, fe.Field), Err: fmt.Errorf("job %q: %w", spec.Name, fe.Err)}
+			}
+			return resp, err
+		}
+		if seen[spec.Name] {
+			return resp, fieldErr(fmt.Sprintf("jobs[%d].name", i), "%q: declared twice", spec.Name)
+		}
+		seen[spec.Name] = true
+	}
+	existing := map[string]*compiledJob{}
+	after := ""
+	for {
+		rows, err := d.store.JobList(ctx, store.JobListParams{After: after, Limit: 1000})
+		if err != nil {
+			return resp, fmt.Errorf("list jobs: %w", err)
+		}
+		for _, row := range rows {
+			j, err := compileJob(row)
+			if err != nil {
+				return resp, err
+			}
+			existing[row.Name] = j
+		}
+		if len(rows) < 1000 {
+			break
+		}
+		after = rows[len(rows)-1].Name
+	}
+	for _, spec := range req.Jobs {
+		old, ok := existing[spec.Name]
+		if !ok {
+			resp.Created = append(resp.Created, spec.Name)
+			if !req.DryRun {
+				if _, err := d.sched.CreateJob(ctx, spec); err != nil {
+					return resp, err
+				}
+			}
+			continue
+		}
+		norm, _, _ := normalizeSpec(spec)
+		if specEqual(old.spec, norm) {
+			resp.Unchanged = append(resp.Unchanged, spec.Name)
+			continue
+		}
+		resp.Updated = append(resp.Updated, spec.Name)
+		if !req.DryRun {
+			if _, _, err := d.sched.UpdateJob(ctx, spec.Name, spec); err != nil {
+				return resp, err
+			}
+		}
+	}
+	if req.Prune {
+		for name := range existing {
+			if seen[name] {
+				continue
+			}
+			resp.Deleted = append(resp.Deleted, name)
+			if !req.DryRun {
+				if err := d.sched.DeleteJob(ctx, name); err != nil {
+					return resp, err
+				}
+			}
+		}
+		sort.Strings(resp.Deleted)
+	}
+	return resp, nil
+}
+
+// Report applies an executor report to a run; it is acknowledged only
+// after the store committed it.
+func (d *Daemon) Report(ctx context.Context, runID int64, rep api.Report) (api.ReportResponse, error) {
+	if rep.Seq < 1 {
+		return api.ReportResponse{}, fieldErr("seq", "%d: must be 1 or more", rep.Seq)
+	}
+	at := rep.At.Time
+	if at.IsZero() {
+		at = d.clock.Now()
+	}
+	p := store.ReportParams{RunID: runID, Attempt: rep.Attempt, Seq: rep.Seq, Log: rep.Log}
+	final := false
+	switch rep.Type {
+	case api.ReportStart:
+		p.Transition = &store.RunTransition{RunID: runID, From: []string{api.RunAssigned}, To: api.RunRunning,
+			Set: store.RunFields{StartedAt: at}}
+	case api.ReportLog:
+	case api.ReportResult:
+		switch rep.State {
+		case api.RunSucceeded, api.RunFailed, api.RunTimedOut, api.RunKilled:
+		default:
+			return api.ReportResponse{}, fieldErr("state", "%q: want succeeded, failed, timed_out or killed", rep.State)
+		}
+		p.Transition = &store.RunTransition{RunID: runID, From: []string{api.RunAssigned, api.RunRunning}, To: rep.State,
+			Set: store.RunFields{FinishedAt: at, ExitCode: rep.ExitCode, Error: rep.Error}}
+		final = true
+	default:
+		return api.ReportResponse{}, fieldErr("type", "%q: want start, log or result", rep.Type)
+	}
+	res, err := d.store.RunReport(ctx, p)
+	if err != nil {
+		return api.ReportResponse{}, fmt.Errorf("store report for run %d: %w", runID, err)
+	}
+	if final && res.Applied && !res.Duplicate {
+		run, err := d.store.RunGet(ctx, runID)
+		if err != nil {
+			return api.ReportResponse{}, fmt.Errorf("get run %d: %w", runID, err)
+		}
+		d.disp.Ended(ctx, run)
+		d.sched.RunsEnded(ctx, []*store.Run{run})
+	}
+	return api.ReportResponse{OK: true, Duplicate: res.Duplicate}, nil
+}

@@ -1,0 +1,382 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jobd/jobd/api"
+)
+
+// waitTimeout is how long a test waits for an event before it fails: long,
+// because a loaded CI machine is slow, and never part of an assertion.
+const waitTimeout = 30 * time.Second
+
+// fakeJobd is a jobd that speaks the executor protocol in memory and
+// records everything it is sent.
+type fakeJobd struct {
+	t   *testing.T
+	srv *httptest.Server
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every change
+
+	// Behaviour, set by tests (under mu once the agent runs).
+	ignoreFreeSlots bool           // hand out every pending assignment at once
+	failReports     map[string]int // run id → report requests to answer 500
+	unknownPolls    int            // polls to answer 404
+
+	pending  []api.Assignment
+	commands []api.Command
+
+	registers    []api.RegisterRequest
+	polls        []api.PollRequest
+	reports      map[string][]api.Report // stored, in order, once each
+	tries        map[string][]int64      // run id → seq of every report request
+	deregistered int
+	pollsAborted int // polls the agent gave up while jobd held them
+	events       []string // "register", "start:RUN", "result:RUN", "deregister"
+}
+
+func newFakeJobd(t *testing.T) *fakeJobd {
+	t.Helper()
+	f := &fakeJobd{
+		t:           t,
+		changed:     make(chan struct{}),
+		failReports: map[string]int{},
+		reports:     map[string][]api.Report{},
+		tries:       map[string][]int64{},
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/executor/register", f.handleRegister)
+	mux.HandleFunc("POST /api/v1/executor/{id}/poll", f.handlePoll)
+	mux.HandleFunc("POST /api/v1/executor/{id}/deregister", f.handleDeregister)
+	mux.HandleFunc("POST /api/v1/runs/{id}/report", f.handleReport)
+	f.srv = httptest.NewServer(mux)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeJobd) notifyLocked() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// waitFor waits until cond, called with f.mu held, is true.
+func (f *fakeJobd) waitFor(what string, cond func() bool) {
+	f.t.Helper()
+	deadline := time.NewTimer(waitTimeout)
+	defer deadline.Stop()
+	for {
+		f.mu.Lock()
+		ok, ch := cond(), f.changed
+		f.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			f.t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// assign queues runs for the next polls.
+func (f *fakeJobd) assign(asgs ...api.Assignment) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pending = append(f.pending, asgs...)
+	f.notifyLocked()
+}
+
+// command queues a command for the next poll.
+func (f *fakeJobd) command(c api.Command) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.commands = append(f.commands, c)
+	f.notifyLocked()
+}
+
+// result waits for the result report of a run and returns it.
+func (f *fakeJobd) result(runID string) api.Report {
+	f.t.Helper()
+	var res api.Report
+	f.waitFor("result of "+runID, func() bool {
+		reps := f.reports[runID]
+		if len(reps) > 0 && reps[len(reps)-1].Type == api.ReportResult {
+			res = reps[len(reps)-1]
+			return true
+		}
+		return false
+	})
+	return res
+}
+
+// waitStarted waits for the start report of a run.
+func (f *fakeJobd) waitStarted(runID string) {
+	f.t.Helper()
+	f.waitFor("start of "+runID, func() bool { return len(f.reports[runID]) > 0 })
+}
+
+// waitLog waits until the log of a run contains s, and returns the log.
+func (f *fakeJobd) waitLog(runID, s string) string {
+	f.t.Helper()
+	var out string
+	f.waitFor(fmt.Sprintf("%q in the log of %s", s, runID), func() bool {
+		out = f.logLocked(runID)
+		return strings.Contains(out, s)
+	})
+	return out
+}
+
+func (f *fakeJobd) runReports(runID string) []api.Report {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.reports[runID])
+}
+
+func (f *fakeJobd) log(runID string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.logLocked(runID)
+}
+
+func (f *fakeJobd) logLocked(runID string) string {
+	var b strings.Builder
+	for _, r := range f.reports[runID] {
+		b.WriteString(r.Log)
+	}
+	return b.String()
+}
+
+func (f *fakeJobd) handleRegister(w http.ResponseWriter, r *http.Request) {
+	var req api.RegisterRequest
+	if !f.decode(w, r, &req) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.registers = append(f.registers, req)
+	f.events = append(f.events, "register")
+	f.notifyLocked()
+	writeJSON(w, http.StatusOK, api.RegisterResponse{ID: "ex-1", HeartbeatInterval: api.Duration(5 * time.Second)})
+}
+
+func (f *fakeJobd) handlePoll(w http.ResponseWriter, r *http.Request) {
+	var req api.PollRequest
+	if !f.decode(w, r, &req) {
+		return
+	}
+	f.mu.Lock()
+	f.polls = append(f.polls, req)
+	f.notifyLocked()
+	if f.unknownPolls > 0 {
+		f.unknownPolls--
+		f.mu.Unlock()
+		writeJSON(w, http.StatusNotFound, api.ErrorBody{Error: "unknown executor"})
+		return
+	}
+	f.mu.Unlock()
+
+	wait := time.NewTimer(req.Wait.D())
+	defer wait.Stop()
+	for {
+		f.mu.Lock()
+		var resp api.PollResponse
+		n := len(f.pending)
+		if !f.ignoreFreeSlots {
+			n = min(n, req.FreeSlots)
+		}
+		resp.Assignments, f.pending = f.pending[:n:n], f.pending[n:]
+		resp.Commands, f.commands = f.commands, nil
+		ch := f.changed
+		f.mu.Unlock()
+		if len(resp.Assignments) > 0 || len(resp.Commands) > 0 {
+			writeJSON(w, http.StatusOK, resp)
+			return
+		}
+		select {
+		case <-ch:
+		case <-wait.C:
+			writeJSON(w, http.StatusOK, resp)
+			return
+		case <-r.Context().Done():
+			f.mu.Lock()
+			f.pollsAborted++
+			f.notifyLocked()
+			f.mu.Unlock()
+			return
+		}
+	}
+}
+
+func (f *fakeJobd) handleDeregister(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deregistered++
+	f.events = append(f.events, "deregister")
+	f.notifyLocked()
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (f *fakeJobd) handleReport(w http.ResponseWriter, r *http.Request) {
+	var rep api.Report
+	if !f.decode(w, r, &rep) {
+		return
+	}
+	id := r.PathValue("id")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tries[id] = append(f.tries[id], rep.Seq)
+	f.notifyLocked()
+	if f.failReports[id] > 0 {
+		f.failReports[id]--
+		writeJSON(w, http.StatusInternalServerError, api.ErrorBody{Error: "store unavailable"})
+		return
+	}
+	stored := f.reports[id]
+	if rep.Seq <= int64(len(stored)) {
+		writeJSON(w, http.StatusOK, api.ReportResponse{OK: true, Duplicate: true})
+		return
+	}
+	if rep.Seq != int64(len(stored))+1 {
+		f.t.Errorf("run %s: report seq %d after seq %d", id, rep.Seq, len(stored))
+		writeJSON(w, http.StatusConflict, api.ErrorBody{Error: "seq out of order"})
+		return
+	}
+	if rep.ExecutorID != "ex-1" {
+		f.t.Errorf("run %s: report from executor %q", id, rep.ExecutorID)
+	}
+	f.reports[id] = append(stored, rep)
+	switch rep.Type {
+	case api.ReportStart, api.ReportResult:
+		f.events = append(f.events, rep.Type+":"+id)
+	}
+	writeJSON(w, http.StatusOK, api.ReportResponse{OK: true})
+}
+
+func (f *fakeJobd) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if got := r.Header.Get("Authorization"); got != "Bearer test-token" {
+		f.t.Errorf("%s: Authorization %q", r.URL.Path, got)
+	}
+	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+		f.t.Errorf("%s: decode: %v", r.URL.Path, err)
+		writeJSON(w, http.StatusBadRequest, api.ErrorBody{Error: err.Error()})
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// testLogger writes the agent's logs to t.Log until the test ends.
+func testLogger(t *testing.T) *slog.Logger {
+	tw := &testWriter{t: t}
+	t.Cleanup(tw.stop) // registered first, so it runs after the agent stopped
+	return slog.New(slog.NewTextHandler(tw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct {
+	mu   sync.Mutex
+	t    *testing.T
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.done = true
+}
+
+// testBundle is an agent running against a fake jobd.
+type testBundle struct {
+	jobd  *fakeJobd
+	agent *Agent
+	stop  func() error // cancels Run's context and returns Run's error
+	done  chan struct{}
+}
+
+// setup starts an agent against a new fake jobd. configure may adjust the
+// config and the fake before the agent runs.
+func setup(t *testing.T, configure func(*Config, *fakeJobd)) *testBundle {
+	t.Helper()
+	logger := testLogger(t)
+	f := newFakeJobd(t)
+	cfg := Config{
+		Servers:       []string{f.srv.URL},
+		Group:         "test",
+		Name:          "agent-1",
+		Token:         "test-token",
+		Slots:         4,
+		StateDir:      t.TempDir(),
+		Logger:        logger,
+		PollWait:      2 * time.Second,
+		KillGrace:     5 * time.Second,
+		ShutdownGrace: waitTimeout,
+	}
+	if configure != nil {
+		configure(&cfg, f)
+	}
+	a, err := New(cfg)
+	require.NoError(t, err)
+	return startAgent(t, f, a)
+}
+
+func startAgent(t *testing.T, f *fakeJobd, a *Agent) *testBundle {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &testBundle{jobd: f, agent: a, done: make(chan struct{})}
+	var runErr error
+	go func() {
+		defer close(b.done)
+		runErr = a.Run(ctx)
+	}()
+	b.stop = func() error {
+		cancel()
+		select {
+		case <-b.done:
+		case <-time.After(2 * waitTimeout):
+			t.Fatal("Run did not return")
+		}
+		return runErr
+	}
+	t.Cleanup(func() { _ = b.stop() })
+	return b
+}
+
+// commandJob returns a command assignment.
+func commandJob(runID string, argv ...string) api.Assignment {
+	return api.Assignment{
+		RunID:       runID,
+		Job:         "job-" + runID,
+		Attempt:     1,
+		Kind:        api.KindCommand,
+		Command:     argv,
+		ScheduledAt: api.NewTime(time.Date(2025, 3, 4, 5, 6, 7, 890_000_000, time.UTC)),
+		TriggerID:   "trig-" + runID,
+	}
+}

@@ -1,0 +1,253 @@
+package jobctl
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/jobd/jobd/api"
+)
+
+// ANSI colours used in tables.
+const (
+	colorReset  = "\x1b[0m"
+	colorBold   = "\x1b[1m"
+	colorDim    = "\x1b[2m"
+	colorRed    = "\x1b[31m"
+	colorGreen  = "\x1b[32m"
+	colorYellow = "\x1b[33m"
+	colorCyan   = "\x1b[36m"
+)
+
+// printer writes command results in the format of -o.
+type printer struct {
+	format string
+	out    io.Writer
+	color  bool
+	now    time.Time
+	loc    *time.Location
+}
+
+// structured reports whether the output is JSON or YAML.
+func (p *printer) structured() bool { return p.format == formatJSON || p.format == formatYAML }
+
+// wide reports whether tables get their extra columns.
+func (p *printer) wide() bool { return p.format == formatWide }
+
+// encode writes v as JSON or YAML. Lists must be non-nil slices so that an
+// empty list prints [] rather than null.
+func (p *printer) encode(v any) error {
+	if p.format == formatYAML {
+		enc := yaml.NewEncoder(p.out)
+		enc.SetIndent(2)
+		if err := enc.Encode(v); err != nil {
+			return fmt.Errorf("write yaml: %w", err)
+		}
+		return enc.Close()
+	}
+	enc := json.NewEncoder(p.out)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write json: %w", err)
+	}
+	return nil
+}
+
+// cell is one table cell: text and an optional colour.
+type cell struct {
+	text  string
+	color string
+}
+
+func colored(text, color string) cell { return cell{text: text, color: color} }
+
+func cells(texts ...string) []cell {
+	row := make([]cell, len(texts))
+	for i, t := range texts {
+		row[i] = cell{text: t}
+	}
+	return row
+}
+
+// table writes rows under header, columns separated by three spaces. Colour
+// is applied after padding, so escape codes never shift the columns.
+func (p *printer) table(header []string, rows [][]cell) error {
+	widths := make([]int, len(header))
+	for i, h := range header {
+		widths[i] = utf8.RuneCountInString(h)
+	}
+	for _, row := range rows {
+		for i, cl := range row {
+			if i < len(widths) {
+				widths[i] = max(widths[i], utf8.RuneCountInString(cl.text))
+			}
+		}
+	}
+	var b strings.Builder
+	writeRow := func(row []cell) {
+		for i, cl := range row {
+			text := cl.text
+			if i < len(row)-1 {
+				text += strings.Repeat(" ", widths[i]-utf8.RuneCountInString(text)+3)
+			}
+			if p.color && cl.color != "" {
+				text = cl.color + strings.TrimRight(text, " ") + colorReset + text[len(strings.TrimRight(text, " ")):]
+			}
+			b.WriteString(text)
+		}
+		b.WriteByte('\n')
+	}
+	hrow := make([]cell, len(header))
+	for i, h := range header {
+		hrow[i] = colored(h, colorBold)
+	}
+	writeRow(hrow)
+	for _, row := range rows {
+		writeRow(row)
+	}
+	_, err := io.WriteString(p.out, b.String())
+	return err
+}
+
+// kv writes "key  value" lines with aligned values, for one object.
+func (p *printer) kv(pairs [][2]string) error {
+	width := 0
+	for _, kv := range pairs {
+		width = max(width, len(kv[0]))
+	}
+	var b strings.Builder
+	for _, kv := range pairs {
+		label := kv[0] + ":"
+		if kv[0] == "" {
+			label = "" // a continuation line
+		}
+		key := fmt.Sprintf("%-*s", width+1, label)
+		if p.color {
+			key = colorBold + key + colorReset
+		}
+		fmt.Fprintf(&b, "%s  %s\n", key, kv[1])
+	}
+	_, err := io.WriteString(p.out, b.String())
+	return err
+}
+
+// linef writes one line of human output.
+func (p *printer) linef(format string, args ...any) error {
+	_, err := fmt.Fprintf(p.out, format+"\n", args...)
+	return err
+}
+
+// time formats t as local time to the second, or "-".
+func (p *printer) time(t api.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.In(p.loc).Format("2006-01-02 15:04:05")
+}
+
+// timeRel formats t as local time with how long ago or ahead it is.
+func (p *printer) timeRel(t api.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := t.Sub(p.now)
+	rel := "in " + humanDuration(d)
+	if d < 0 {
+		rel = humanDuration(-d) + " ago"
+	}
+	return p.time(t) + " (" + rel + ")"
+}
+
+// humanDuration formats d compactly: 350ms, 12.3s, 4m5s, 3h2m, 2d4h.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	case d < 48*time.Hour:
+		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+	default:
+		days := d / (24 * time.Hour)
+		return fmt.Sprintf("%dd%dh", days, (d-days*24*time.Hour)/time.Hour)
+	}
+}
+
+// runDuration is how long r ran, or has been running, or "-".
+func (p *printer) runDuration(r api.Run) string {
+	switch {
+	case r.StartedAt.IsZero():
+		return "-"
+	case r.FinishedAt.IsZero():
+		return humanDuration(p.now.Sub(r.StartedAt.Time)) + "+"
+	default:
+		return humanDuration(r.FinishedAt.Sub(r.StartedAt.Time))
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// joinMap formats a map as sorted k=v pairs, or "-".
+func joinMap(m map[string]string) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func stateColor(state string) string {
+	switch state {
+	case api.RunSucceeded, api.ExecutorOnline:
+		return colorGreen
+	case api.RunFailed, api.RunTimedOut, api.RunKilled, api.RunLost,
+		api.ExecutorOffline, api.ExecutorQuarantined:
+		return colorRed
+	case api.RunRunning, api.RunAssigned:
+		return colorCyan
+	case api.ExecutorDraining, api.ExecutorSuspect:
+		return colorYellow
+	case api.RunSkipped, api.RunPending, api.ExecutorDrained:
+		return colorDim
+	}
+	return ""
+}
+
+// printable replaces control characters other than newline and tab, so
+// that text from a job (its output, its error) cannot drive the terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' {
+			return r
+		}
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
+}

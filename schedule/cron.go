@@ -1,0 +1,217 @@
+package schedule
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/adhocore/gronx"
+)
+
+// CronSchedule fires at the wall-clock times a cron expression matches in an
+// IANA time zone, with the DST rules described in the package doc. It is
+// safe for concurrent use. Build it with Parse.
+type CronSchedule struct {
+	expr string // as written, whitespace collapsed
+	loc  *time.Location
+	m    *matcher
+}
+
+var (
+	// minInstant and maxInstant bound the instants (unix seconds) searched;
+	// they keep every wall time of years minYear..maxYear in reach.
+	minInstant = minWall - 2*secondsPerDay
+	maxInstant = maxWall + 2*secondsPerDay
+)
+
+// transitionReach bounds how far (seconds) a zone transition can move the
+// wall clock; real ones move it by at most a day.
+const transitionReach = 2 * secondsPerDay
+
+// parseCron validates expr and compiles it for loc.
+func parseCron(expr string, loc *time.Location) (*CronSchedule, error) {
+	text := strings.Join(strings.Fields(expr), " ")
+	if text == "" {
+		return nil, fmt.Errorf("%w: empty", ErrInvalidCron)
+	}
+	src := text
+	if strings.HasPrefix(text, "@") {
+		macro := strings.ToLower(text)
+		switch {
+		case macro == "@midnight":
+			src = "0 0 * * *"
+		case strings.HasPrefix(macro, "@every"):
+			return nil, fmt.Errorf("%w: @every is not cron syntax; use the every schedule kind", ErrInvalidCron)
+		default:
+			if _, err := gronx.Segments(text); err != nil {
+				return nil, fmt.Errorf("%w: unknown macro (want @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly)", ErrInvalidCron)
+			}
+		}
+	}
+	m, err := compile(src)
+	if err != nil {
+		return nil, err
+	}
+	return &CronSchedule{expr: text, loc: loc, m: m}, nil
+}
+
+// Expr returns the cron expression as written (whitespace collapsed).
+func (s *CronSchedule) Expr() string { return s.expr }
+
+// Location returns the time zone the expression is evaluated in.
+func (s *CronSchedule) Location() *time.Location { return s.loc }
+
+// Kind returns KindCron.
+func (s *CronSchedule) Kind() string { return KindCron }
+
+// String renders the schedule as "cron EXPR ZONE", e.g.
+// "cron 0 */5 * * * * Europe/Paris".
+func (s *CronSchedule) String() string { return "cron " + s.expr + " " + s.loc.String() }
+
+// Next returns the first fire time strictly after t, in UTC, and false if
+// there is none before year 10000.
+func (s *CronSchedule) Next(t time.Time) (time.Time, bool) {
+	u, ok := s.next(t.Unix() + 1) // fire times are whole seconds
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.Unix(u, 0).UTC(), true
+}
+
+// Prev returns the last fire time strictly before t, in UTC, and false if
+// there is none after year 1.
+func (s *CronSchedule) Prev(t time.Time) (time.Time, bool) {
+	to := t.Unix()
+	if t.Nanosecond() == 0 {
+		to--
+	}
+	u, ok := s.prev(to)
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.Unix(u, 0).UTC(), true
+}
+
+// period is a stretch of instants [start, end) (unix seconds) over which the
+// zone's UTC offset (seconds) is constant, so instants map to wall seconds
+// by adding off, monotonically.
+type period struct{ start, end, off int64 }
+
+// period returns the zone period holding instant u.
+func (s *CronSchedule) period(u int64) period {
+	p := period{start: minInstant, end: maxInstant}
+	if s.loc == time.UTC {
+		return p
+	}
+	t := time.Unix(u, 0).In(s.loc)
+	_, off := t.Zone()
+	p.off = int64(off)
+	start, end := t.ZoneBounds()
+	if !start.IsZero() {
+		p.start = max(start.Unix(), minInstant)
+	}
+	if !end.IsZero() {
+		p.end = min(end.Unix(), maxInstant)
+	}
+	return p
+}
+
+func (s *CronSchedule) offsetAt(u int64) int64 {
+	_, off := time.Unix(u, 0).In(s.loc).Zone()
+	return int64(off)
+}
+
+// transition describes how period p began, for schedules whose hour field
+// is restricted (see the package doc): walls below repeatBelow were already
+// shown by the previous period (fall back), and gapFire is set when a wall
+// time the clock jumped over (spring forward) matches, so it fires at
+// p.start. Schedules that match every hour follow real time: no exclusions,
+// no gap fires.
+func (s *CronSchedule) transition(p period) (repeatBelow int64, gapFire bool) {
+	repeatBelow = minWall
+	if s.m.everyHour || p.start <= minInstant {
+		return repeatBelow, false
+	}
+	prevOff := s.offsetAt(p.start - 1)
+	switch {
+	case prevOff > p.off:
+		repeatBelow = p.start + prevOff
+	case prevOff < p.off:
+		_, gapFire = s.m.nextWall(p.start+prevOff, p.start+p.off)
+	}
+	return repeatBelow, gapFire
+}
+
+// next returns the first fire instant at or after from.
+func (s *CronSchedule) next(from int64) (int64, bool) {
+	from = max(from, minInstant)
+	for from < maxInstant {
+		p := s.period(from)
+		lo := from + p.off
+		if from-p.start < transitionReach {
+			repeatBelow, gapFire := s.transition(p)
+			if gapFire && p.start == from {
+				return from, true
+			}
+			lo = max(lo, repeatBelow)
+		}
+		if w, ok := s.m.nextWall(lo, p.end+p.off); ok {
+			return w - p.off, true
+		}
+		from = p.end
+	}
+	return 0, false
+}
+
+// prev returns the last fire instant at or before to.
+func (s *CronSchedule) prev(to int64) (int64, bool) {
+	to = min(to, maxInstant-1)
+	for to >= minInstant {
+		p := s.period(to)
+		repeatBelow, gapFire := s.transition(p)
+		lo := max(p.start+p.off, repeatBelow)
+		if w, ok := s.m.prevWall(lo, to+p.off); ok {
+			return w - p.off, true
+		}
+		if gapFire {
+			return p.start, true
+		}
+		to = p.start - 1
+	}
+	return 0, false
+}
+
+// count returns how many fire instants lie in [lo, hi], by arithmetic per
+// zone period (see matcher.countWalls), never by listing them.
+func (s *CronSchedule) count(lo, hi int64) int64 {
+	lo, hi = max(lo, minInstant), min(hi, maxInstant-1)
+	var n int64
+	for lo <= hi {
+		p := s.period(lo)
+		wlo := lo + p.off
+		if lo-p.start < transitionReach {
+			repeatBelow, gapFire := s.transition(p)
+			if gapFire && p.start == lo && !s.m.wallMatches(lo+p.off) {
+				n++ // the gap's fire, unless the first real wall time fires anyway
+			}
+			wlo = max(wlo, repeatBelow)
+		}
+		n += s.m.countWalls(wlo, min(hi, p.end-1)+p.off)
+		lo = p.end
+	}
+	return n
+}
+
+// times lists up to limit fire instants in [lo, hi].
+func (s *CronSchedule) times(lo, hi int64, limit int) []time.Time {
+	var out []time.Time
+	for len(out) < limit {
+		u, ok := s.next(lo)
+		if !ok || u > hi {
+			break
+		}
+		out = append(out, time.Unix(u, 0).UTC())
+		lo = u + 1
+	}
+	return out
+}

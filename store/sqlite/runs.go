@@ -1,0 +1,367 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jobd/jobd/store"
+)
+
+// runCols are the columns of runs, qualified so that RunGet can join
+// run_output.
+const runCols = `r.id, r.trigger_id, r.job_id, r.job_name, r.attempt, r.state, r.origin, r.executor_id, r.executor_name,
+r.scheduled_at, r.created_at, r.assigned_at, r.started_at, r.finished_at, r.exit_code, r.error, r.replay,
+r.shard_index, r.shard_total`
+
+func scanRun(sc scanner, extra ...any) (*store.Run, error) {
+	var (
+		r                                       store.Run
+		sched, created, assigned, started, fini sql.NullInt64
+		exit                                    sql.NullInt64
+		replay                                  int
+	)
+	dest := []any{
+		&r.ID, &r.TriggerID, &r.JobID, &r.JobName, &r.Attempt, &r.State, &r.Origin, &r.ExecutorID, &r.ExecutorName,
+		&sched, &created, &assigned, &started, &fini, &exit, &r.Error, &replay,
+		&r.ShardIndex, &r.ShardTotal,
+	}
+	if err := sc.Scan(append(dest, extra...)...); err != nil {
+		return nil, err
+	}
+	r.ScheduledAt, r.CreatedAt, r.AssignedAt = fromMS(sched), fromMS(created), fromMS(assigned)
+	r.StartedAt, r.FinishedAt = fromMS(started), fromMS(fini)
+	if exit.Valid {
+		c := int(exit.Int64)
+		r.ExitCode = &c
+	}
+	r.Replay = replay != 0
+	return &r, nil
+}
+
+func (s *Store) queryRuns(ctx context.Context, query string, args ...any) ([]*store.Run, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*store.Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// cloneRun copies r, ExitCode included, with its times truncated to what
+// is stored.
+func cloneRun(r *store.Run) *store.Run {
+	c := *r
+	if r.ExitCode != nil {
+		code := *r.ExitCode
+		c.ExitCode = &code
+	}
+	c.ScheduledAt, c.CreatedAt, c.AssignedAt = msTime(c.ScheduledAt), msTime(c.CreatedAt), msTime(c.AssignedAt)
+	c.StartedAt, c.FinishedAt = msTime(c.StartedAt), msTime(c.FinishedAt)
+	return &c
+}
+
+func exitCode(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// insertRun inserts r and sets its ID, defaulting State to pending and
+// CreatedAt to now. Its Output, if any, is stored capped.
+func (s *Store) insertRun(t *tx, r *store.Run, now time.Time) error {
+	if r.State == "" {
+		r.State = store.RunPending
+	}
+	r.CreatedAt = orNow(r.CreatedAt, now)
+	id, err := t.insert(`INSERT INTO runs (trigger_id, job_id, job_name, attempt, state, origin, executor_id, executor_name,
+scheduled_at, created_at, assigned_at, started_at, finished_at, exit_code, error, replay, shard_index, shard_total)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.TriggerID, r.JobID, r.JobName, r.Attempt, r.State, r.Origin, r.ExecutorID, r.ExecutorName,
+		ms(r.ScheduledAt), ms(r.CreatedAt), ms(r.AssignedAt), ms(r.StartedAt), ms(r.FinishedAt),
+		exitCode(r.ExitCode), r.Error, boolInt(r.Replay), r.ShardIndex, r.ShardTotal)
+	if err != nil {
+		return fmt.Errorf("insert run of job %q: %w", r.JobName, err)
+	}
+	r.ID = id
+	if r.Output != "" {
+		out := r.Output
+		r.Output = ""
+		stored, err := appendOutput(t, id, out)
+		if err != nil {
+			return err
+		}
+		r.Output = stored
+	}
+	return nil
+}
+
+// RunGet returns the run with id, output included, or store.ErrNotFound.
+func (s *Store) RunGet(ctx context.Context, id int64) (*store.Run, error) {
+	var out sql.NullString
+	r, err := scanRun(s.r.QueryRowContext(ctx, "SELECT "+runCols+
+		", o.output FROM runs r LEFT JOIN run_output o ON o.run_id = r.id WHERE r.id = ?", id), &out)
+	if err != nil {
+		return nil, fmt.Errorf("get run %d: %w", id, mapErr(err))
+	}
+	r.Output = out.String
+	return r, nil
+}
+
+// RunList lists runs newest first (by id), optionally of one job, in one
+// state and before an id. Output is not loaded; RunGet has it.
+func (s *Store) RunList(ctx context.Context, p store.RunListParams) ([]*store.Run, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if p.JobName != "" {
+		where = append(where, "r.job_name = ?")
+		args = append(args, p.JobName)
+	}
+	if p.State != "" {
+		where = append(where, "r.state = ?")
+		args = append(args, p.State)
+	}
+	if p.Before > 0 {
+		where = append(where, "r.id < ?")
+		args = append(args, p.Before)
+	}
+	q := "SELECT " + runCols + " FROM runs r"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY r.id DESC LIMIT ?"
+	args = append(args, limit(p.Limit))
+	rs, err := s.queryRuns(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return rs, nil
+}
+
+// RunsActive lists runs that are pending, assigned or running, oldest
+// first. Output is not loaded.
+func (s *Store) RunsActive(ctx context.Context) ([]*store.Run, error) {
+	rs, err := s.queryRuns(ctx, "SELECT "+runCols+" FROM runs r WHERE r.state IN (?, ?, ?) ORDER BY r.id",
+		store.RunPending, store.RunAssigned, store.RunRunning)
+	if err != nil {
+		return nil, fmt.Errorf("list active runs: %w", err)
+	}
+	return rs, nil
+}
+
+// RunCounts counts runs by state; states without runs are absent.
+func (s *Store) RunCounts(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT state, count(*) FROM runs GROUP BY state")
+	if err != nil {
+		return nil, fmt.Errorf("count runs: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var (
+			state string
+			n     int64
+		)
+		if err := rows.Scan(&state, &n); err != nil {
+			return nil, fmt.Errorf("count runs: %w", err)
+		}
+		out[state] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count runs: %w", err)
+	}
+	return out, nil
+}
+
+// RunInsert stores runs in one transaction and sets each one's ID (and
+// State to pending and CreatedAt to now when unset) in place.
+func (s *Store) RunInsert(ctx context.Context, runs []*store.Run) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	err := s.write(ctx, func(t *tx) error {
+		now := s.nowMS()
+		for _, r := range runs {
+			if err := s.insertRun(t, r, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("insert runs: %w", mapErr(err))
+	}
+	return nil
+}
+
+// transition applies one RunTransition in t and reports whether it
+// matched.
+func transition(t *tx, tr *store.RunTransition) (bool, error) {
+	if tr.To == "" {
+		return false, fmt.Errorf("transition run %d: no target state", tr.RunID)
+	}
+	var b strings.Builder
+	args := []any{tr.To}
+	b.WriteString("UPDATE runs SET state = ?")
+	set := func(col string, v any) {
+		b.WriteString(", " + col + " = ?")
+		args = append(args, v)
+	}
+	f := tr.Set
+	if f.ExecutorID != "" {
+		set("executor_id", f.ExecutorID)
+	}
+	if f.ExecutorName != "" {
+		set("executor_name", f.ExecutorName)
+	}
+	if !f.AssignedAt.IsZero() {
+		set("assigned_at", ms(f.AssignedAt))
+	}
+	if !f.StartedAt.IsZero() {
+		set("started_at", ms(f.StartedAt))
+	}
+	if !f.FinishedAt.IsZero() {
+		set("finished_at", ms(f.FinishedAt))
+	}
+	if f.ExitCode != nil {
+		set("exit_code", *f.ExitCode)
+	}
+	if f.Error != "" {
+		set("error", f.Error)
+	}
+	b.WriteString(" WHERE id = ?")
+	args = append(args, tr.RunID)
+	if len(tr.From) > 0 {
+		b.WriteString(" AND state IN (?" + strings.Repeat(", ?", len(tr.From)-1) + ")")
+		for _, st := range tr.From {
+			args = append(args, st)
+		}
+	}
+	n, err := t.affected(b.String(), args...)
+	if err != nil {
+		return false, fmt.Errorf("transition run %d to %s: %w", tr.RunID, tr.To, err)
+	}
+	return n > 0, nil
+}
+
+// RunsTransition applies transitions in one transaction and reports, in
+// order, which ones matched (the run exists and its state was one of
+// From; an empty From matches any state).
+func (s *Store) RunsTransition(ctx context.Context, ts []store.RunTransition) ([]bool, error) {
+	var out []bool
+	err := s.write(ctx, func(t *tx) error {
+		out = make([]bool, len(ts))
+		for i := range ts {
+			ok, err := transition(t, &ts[i])
+			if err != nil {
+				return err
+			}
+			out[i] = ok
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("transition runs: %w", mapErr(err))
+	}
+	return out, nil
+}
+
+// RunReport applies an executor report once: a (RunID, Attempt, Seq) seen
+// before returns Duplicate and changes nothing. Otherwise the transition,
+// if any, is applied to p.RunID (Applied tells whether it matched; without
+// a transition Applied is true) and Log is appended to the run's output,
+// which is capped at store.OutputCap bytes: the output that reaches the cap
+// ends with store.OutputTruncated and later logs are dropped. A missing run
+// is store.ErrNotFound.
+func (s *Store) RunReport(ctx context.Context, p store.ReportParams) (store.ReportResult, error) {
+	var res store.ReportResult
+	err := s.write(ctx, func(t *tx) error {
+		n, err := t.insert("INSERT INTO run_reports (run_id, attempt, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+			p.RunID, p.Attempt, p.Seq)
+		if isForeignKey(err) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("record report: %w", err)
+		}
+		if n == 0 {
+			res.Duplicate = true
+			return nil
+		}
+		res.Applied = true
+		if p.Transition != nil {
+			tr := *p.Transition
+			tr.RunID = p.RunID
+			if res.Applied, err = transition(t, &tr); err != nil {
+				return err
+			}
+		}
+		if p.Log != "" {
+			_, err = appendOutput(t, p.RunID, p.Log)
+		}
+		return err
+	})
+	if err != nil {
+		return store.ReportResult{}, fmt.Errorf("report run %d attempt %d seq %d: %w", p.RunID, p.Attempt, p.Seq, mapErr(err))
+	}
+	return res, nil
+}
+
+// outputRoom is the most output kept before truncation; a truncated
+// output is outputRoom bytes (or up to 3 fewer, to end on a UTF-8
+// boundary) followed by store.OutputTruncated, so any output longer than
+// outputRoom is known to be truncated.
+const outputRoom = store.OutputCap - len(store.OutputTruncated)
+
+// appendOutput appends log to the stored output of run id, keeping at most
+// store.OutputCap bytes, and returns what it appended.
+func appendOutput(t *tx, id int64, log string) (string, error) {
+	var cur int
+	row, err := t.queryRow("SELECT length(CAST(output AS BLOB)) FROM run_output WHERE run_id = ?", id)
+	if err != nil {
+		return "", err
+	}
+	if err := row.Scan(&cur); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("read output of run %d: %w", id, err)
+	}
+	add := capOutput(cur, log)
+	if add == "" {
+		return "", nil
+	}
+	_, err = t.exec(`INSERT INTO run_output (run_id, output) VALUES (?, ?)
+ON CONFLICT (run_id) DO UPDATE SET output = output || excluded.output`, id, add)
+	if err != nil {
+		return "", fmt.Errorf("append output of run %d: %w", id, err)
+	}
+	return add, nil
+}
+
+// capOutput returns what of log to append to cur stored bytes.
+func capOutput(cur int, log string) string {
+	switch {
+	case cur > outputRoom: // already truncated
+		return ""
+	case cur+len(log) <= outputRoom:
+		return log
+	}
+	n := outputRoom - cur
+	for n > 0 && !utf8.RuneStart(log[n]) {
+		n--
+	}
+	return log[:n] + store.OutputTruncated
+}
