@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-		"time"
+	"time"
 
 	"github.com/jobd/jobd/api"
 	"github.com/jobd/jobd/schedule"
