@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -18,8 +19,18 @@ const replayMax = 1_000_000
 const replayListMax = 1000
 
 // Replay fires recorded missed triggers again, keeping their scheduled
-// times, or lists them on a dry run. Paused jobs are left out.
+// times, or lists them on a dry run. Paused jobs are left out. A missed row
+// that grows while the replay is planned makes it plan again.
 func (s *Scheduler) Replay(ctx context.Context, req api.ReplayRequest) (api.ReplayResponse, error) {
+	for attempt := 1; ; attempt++ {
+		resp, err := s.replayOnce(ctx, req)
+		if !errors.Is(err, store.ErrConflict) || attempt == 3 {
+			return resp, err
+		}
+	}
+}
+
+func (s *Scheduler) replayOnce(ctx context.Context, req api.ReplayRequest) (api.ReplayResponse, error) {
 	if !req.Since.IsZero() && !req.Until.IsZero() && req.Until.Before(req.Since.Time) {
 		return api.ReplayResponse{}, fieldErr("until", "is before since")
 	}
@@ -81,7 +92,7 @@ func (s *Scheduler) Replay(ctx context.Context, req api.ReplayRequest) (api.Repl
 			return api.ReplayResponse{}, fieldErr("since", "more than %d triggers match: narrow the range with --since/--until or use --latest", replayMax)
 		}
 		resp.Count += int64(len(times))
-		p.Delete = append(p.Delete, m.ID)
+		p.Delete = append(p.Delete, m)
 		p.Insert = append(p.Insert, remainders(sched, m, times[0], times[len(times)-1])...)
 		for _, t := range times {
 			p.Triggers = append(p.Triggers, &store.Trigger{JobID: m.JobID, ScheduledAt: t, Origin: api.OriginReplay, State: store.TriggerPending})
@@ -90,7 +101,7 @@ func (s *Scheduler) Replay(ctx context.Context, req api.ReplayRequest) (api.Repl
 	for _, pk := range latest {
 		sched, _ := parseSnapshot(pk.row.Schedule)
 		resp.Count++
-		p.Delete = append(p.Delete, pk.row.ID)
+		p.Delete = append(p.Delete, pk.row)
 		p.Insert = append(p.Insert, remainders(sched, pk.row, pk.at, pk.at)...)
 		p.Triggers = append(p.Triggers, &store.Trigger{JobID: pk.row.JobID, ScheduledAt: pk.at, Origin: api.OriginReplay, State: store.TriggerPending})
 	}

@@ -139,6 +139,7 @@ type JobListParams struct {
 	Group string
 	// After returns only jobs whose name sorts after it (paging).
 	After string
+	// Limit caps the result; 0 means no limit.
 	Limit int
 }
 
@@ -206,7 +207,8 @@ type RunListParams struct {
 	State   string
 	// Before returns only runs with a smaller id (paging).
 	Before int64
-	Limit  int
+	// Limit caps the result; 0 means no limit.
+	Limit int
 }
 
 // RunTransition moves a run to To if its state is one of From. Fields set
@@ -267,8 +269,10 @@ type MissedListParams struct {
 // ReplayParams consumes missed rows and stores the replay triggers that
 // replace them, in one transaction.
 type ReplayParams struct {
-	// Delete removes these missed rows...
-	Delete []int64
+	// Delete removes these missed rows, as they were read: if a row's To or
+	// Count changed since (it was extended), nothing is written and the
+	// error is ErrConflict, so the caller can read again and retry...
+	Delete []*Missed
 	// ...and Insert adds what remains of them outside the replayed range.
 	Insert []*Missed
 	// Triggers are inserted as pending with origin replay.
@@ -288,11 +292,11 @@ type Store interface {
 	JobList(ctx context.Context, p JobListParams) ([]*Job, error)
 	JobCount(ctx context.Context) (total, paused int64, err error)
 	JobUpdate(ctx context.Context, p JobUpdateParams) (*Job, error)
-	// JobDelete removes a job, its pending triggers and missed rows; its
-	// runs stay in history.
+	// JobDelete removes a job, its triggers (pending and settled) and
+	// missed rows; its runs stay in history. A missing job is ErrNotFound.
 	JobDelete(ctx context.Context, id int64) error
 	// JobsDue lists unpaused jobs whose cursor is at or before before,
-	// earliest first.
+	// earliest first, at most limit of them (0: all).
 	JobsDue(ctx context.Context, before time.Time, limit int) ([]*Job, error)
 
 	// TriggersMaterialize stores pending triggers, missed rows and cursor
@@ -305,12 +309,17 @@ type Store interface {
 	// TriggerList lists settled and pending triggers of a job in [from, to].
 	TriggerList(ctx context.Context, jobID int64, from, to time.Time) ([]*Trigger, error)
 
+	// RunGet returns a run with its Output.
 	RunGet(ctx context.Context, id int64) (*Run, error)
+	// RunList lists runs newest first. It leaves Output empty (RunGet
+	// loads it), so listing stays cheap however much the runs logged.
 	RunList(ctx context.Context, p RunListParams) ([]*Run, error)
-	// RunsActive lists runs that are pending, assigned or running.
+	// RunsActive lists runs that are pending, assigned or running, oldest
+	// first, without Output.
 	RunsActive(ctx context.Context) ([]*Run, error)
 	RunCounts(ctx context.Context) (map[string]int64, error)
-	// RunInsert stores new runs (retries) in one transaction.
+	// RunInsert stores new runs (retries) in one transaction and sets each
+	// one's ID in place (and State to pending, CreatedAt to now, if unset).
 	RunInsert(ctx context.Context, runs []*Run) error
 	// RunsTransition applies a batch of transitions in one transaction and
 	// reports which ones matched.

@@ -64,3 +64,24 @@ func BenchmarkTriggersMaterialize(b *testing.B) {
 		require.NoError(b, err)
 	}
 }
+
+// BenchmarkRunReport applies one log report per call (an executor's
+// batched log flush).
+func BenchmarkRunReport(b *testing.B) {
+	s, err := Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"))
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = s.Close() })
+	runs := make([]*store.Run, 1000)
+	for i := range runs {
+		runs[i] = &store.Run{JobName: "bench", Attempt: 1, State: store.RunRunning}
+	}
+	require.NoError(b, s.RunInsert(b.Context(), runs))
+	seq := int64(0)
+	for b.Loop() {
+		seq++
+		_, err := s.RunReport(b.Context(), store.ReportParams{
+			RunID: runs[seq%int64(len(runs))].ID, Attempt: 1, Seq: seq, Log: "a line of output\n",
+		})
+		require.NoError(b, err)
+	}
+}

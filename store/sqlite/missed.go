@@ -148,7 +148,7 @@ func (s *Store) MissedAppend(ctx context.Context, ms []*store.MissedAppend) erro
 	return nil
 }
 
-// MissedReplay deletes the missed rows in p.Delete, inserts p.Insert and
+// MissedReplay deletes the missed rows in p.Delete (if unchanged), inserts p.Insert and
 // stores p.Triggers as pending replay triggers, in one transaction, and
 // returns the triggers it inserted. A replay trigger already stored for the
 // same (job, scheduled_at) is kept and not returned. If a row in Delete is
@@ -157,13 +157,13 @@ func (s *Store) MissedAppend(ctx context.Context, ms []*store.MissedAppend) erro
 func (s *Store) MissedReplay(ctx context.Context, p store.ReplayParams) ([]*store.Trigger, error) {
 	var out []*store.Trigger
 	err := s.write(ctx, func(t *tx) error {
-		for _, id := range p.Delete {
-			n, err := t.affected("DELETE FROM missed WHERE id = ?", id)
+		for _, m := range p.Delete {
+			n, err := t.affected("DELETE FROM missed WHERE id = ? AND to_at = ? AND count = ?", m.ID, ms(m.To), m.Count)
 			if err != nil {
-				return fmt.Errorf("delete missed %d: %w", id, err)
+				return fmt.Errorf("delete missed %d: %w", m.ID, err)
 			}
 			if n == 0 {
-				return fmt.Errorf("missed row %d is gone: %w", id, store.ErrConflict)
+				return fmt.Errorf("missed row %d is gone or changed: %w", m.ID, store.ErrConflict)
 			}
 		}
 		for _, m := range p.Insert {

@@ -15,6 +15,7 @@ var missedTests = []test{
 	{"ListFilters", testMissedList},
 	{"Replay", testMissedReplay},
 	{"ReplayConflict", testMissedReplayConflict},
+	{"ReplayExtended", testMissedReplayExtended},
 }
 
 func miss(job *store.Job, from, to time.Time, count int64, reason string) *store.Missed {
@@ -140,7 +141,7 @@ func testMissedReplay(t *testing.T, s store.Store) {
 
 	// Replay 3..5: the rest stays recorded as two rows.
 	trs, err := s.MissedReplay(ctx(t), store.ReplayParams{
-		Delete: []int64{rows[0].ID},
+		Delete: []*store.Missed{rows[0]},
 		Insert: []*store.Missed{miss(j, at(0), at(2), 3, "down"), miss(j, at(6), at(9), 4, "down")},
 		Triggers: []*store.Trigger{
 			{JobID: j.ID, ScheduledAt: at(3), Origin: store.OriginReplay},
@@ -187,7 +188,7 @@ func testMissedReplayConflict(t *testing.T, s store.Store) {
 	rows, err := s.MissedList(ctx(t), store.MissedListParams{})
 	require.NoError(t, err)
 	p := store.ReplayParams{
-		Delete:   []int64{rows[0].ID},
+		Delete:   []*store.Missed{rows[0]},
 		Insert:   []*store.Missed{miss(j, at(1), at(9), 9, "down")},
 		Triggers: []*store.Trigger{{JobID: j.ID, ScheduledAt: at(0), Origin: store.OriginReplay}},
 	}
@@ -200,4 +201,21 @@ func testMissedReplayConflict(t *testing.T, s store.Store) {
 	total, err := s.MissedTotal(ctx(t))
 	require.NoError(t, err)
 	require.EqualValues(t, 9, total)
+}
+
+func testMissedReplayExtended(t *testing.T, s store.Store) {
+	j := createJob(t, s, "rx", time.Time{})
+	require.NoError(t, s.MissedAppend(ctx(t), []*store.MissedAppend{{Missed: miss(j, at(0), at(4), 5, "down")}}))
+	rows, err := s.MissedList(ctx(t), store.MissedListParams{})
+	require.NoError(t, err)
+	// The row grows between the read and the replay.
+	require.NoError(t, s.MissedAppend(ctx(t), []*store.MissedAppend{{Missed: miss(j, at(5), at(5), 1, "down"), MergeAfter: at(4)}}))
+	_, err = s.MissedReplay(ctx(t), store.ReplayParams{
+		Delete:   []*store.Missed{rows[0]},
+		Triggers: []*store.Trigger{{JobID: j.ID, ScheduledAt: at(0), Origin: store.OriginReplay}},
+	})
+	require.ErrorIs(t, err, store.ErrConflict, "a replay planned on a stale row must not drop what was added since")
+	total, err := s.MissedTotal(ctx(t))
+	require.NoError(t, err)
+	require.EqualValues(t, 6, total)
 }

@@ -15,6 +15,7 @@ var triggerTests = []test{
 	{"MaterializeKeepsStored", testMaterializeKeepsStored},
 	{"MaterializeGuardCursorMoved", testMaterializeGuard},
 	{"MaterializeWithoutAdvance", testMaterializeWithoutAdvance},
+	{"DeletedJobDropped", testDeletedJobDropped},
 	{"FireTwiceAppliesOnce", testFireTwice},
 	{"FireConcurrentAppliesOnce", testFireConcurrent},
 	{"FireManual", testFireManual},
@@ -394,4 +395,51 @@ func testTriggerList(t *testing.T, s store.Store) {
 	list, err = s.TriggerList(ctx(t), j.ID, time.Time{}, at(0))
 	require.NoError(t, err)
 	require.Len(t, list, 1)
+}
+
+// testDeletedJobDropped: writes for a job deleted meanwhile are dropped
+// without failing the rest of their batch.
+func testDeletedJobDropped(t *testing.T, s store.Store) {
+	gone := createJob(t, s, "gone", time.Time{})
+	live := createJob(t, s, "live", time.Time{})
+	require.NoError(t, s.JobDelete(ctx(t), gone.ID))
+
+	out, err := s.TriggersMaterialize(ctx(t), store.MaterializeParams{
+		Triggers: []*store.Trigger{
+			{JobID: gone.ID, ScheduledAt: at(0), Origin: store.OriginSchedule},
+			{JobID: live.ID, ScheduledAt: at(0), Origin: store.OriginSchedule},
+		},
+		Missed: []*store.MissedAppend{
+			{Missed: miss(gone, at(-1), at(-1), 1, "down")},
+			{Missed: miss(live, at(-1), at(-1), 1, "down")},
+		},
+	})
+	require.NoError(t, err)
+	require.Len(t, out, 1)
+	require.Equal(t, live.ID, out[0].JobID)
+
+	res, err := s.TriggersFire(ctx(t), []*store.FireParams{
+		{Trigger: &store.Trigger{JobID: gone.ID, ScheduledAt: at(5), Origin: store.OriginManual}, State: store.TriggerFired,
+			Runs: []*store.Run{{JobName: "gone", Attempt: 1}}},
+		{TriggerID: out[0].ID, State: store.TriggerFired, Runs: []*store.Run{{JobName: "live", Attempt: 1}}},
+	})
+	require.NoError(t, err)
+	require.False(t, res[0].Applied)
+	require.True(t, res[1].Applied)
+
+	require.NoError(t, s.MissedAppend(ctx(t), []*store.MissedAppend{{Missed: miss(gone, at(9), at(9), 1, "down")}}))
+	replayed, err := s.MissedReplay(ctx(t), store.ReplayParams{Triggers: []*store.Trigger{
+		{JobID: gone.ID, ScheduledAt: at(1), Origin: store.OriginReplay},
+	}})
+	require.NoError(t, err)
+	require.Empty(t, replayed)
+
+	missed, err := s.MissedList(ctx(t), store.MissedListParams{})
+	require.NoError(t, err)
+	require.Len(t, missed, 1)
+	require.Equal(t, "live", missed[0].JobName)
+	runs, err := s.RunList(ctx(t), store.RunListParams{})
+	require.NoError(t, err)
+	require.Len(t, runs, 1)
+	require.Equal(t, "live", runs[0].JobName)
 }
