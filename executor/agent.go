@@ -181,8 +181,8 @@ type Agent struct {
 	// httpJobs performs http jobs; it is separate from the jobd transport so
 	// the token never leaves for a job's URL.
 	httpJobs *http.Client
-	// environ is the environment processes inherit (os.Environ).
-	environ func() []string
+	// environFunc returns the environment processes inherit (os.Environ).
+	environFunc func() []string
 
 	handlersMu sync.RWMutex
 	handlers   map[string]HandlerFunc
@@ -219,17 +219,17 @@ func New(cfg Config) (*Agent, error) {
 		}
 	}
 	a := &Agent{
-		cfg:      cfg,
-		log:      cfg.Logger.With("group", cfg.Group, "name", cfg.Name),
-		host:     host,
-		tr:       newTransport(cfg.Servers, cfg.Token, cfg.HTTPClient),
-		httpJobs: &http.Client{},
-		environ:  os.Environ,
-		handlers: make(map[string]HandlerFunc),
-		slots:    make(chan struct{}, cfg.Slots),
-		runs:     make(map[string]*run),
+		cfg:         cfg,
+		log:         cfg.Logger.With("group", cfg.Group, "name", cfg.Name),
+		host:        host,
+		tr:          newTransport(cfg.Servers, cfg.Token, cfg.HTTPClient),
+		httpJobs:    &http.Client{},
+		environFunc: os.Environ,
+		handlers:    make(map[string]HandlerFunc),
+		slots:       make(chan struct{}, cfg.Slots),
+		runs:        make(map[string]*run),
 	}
-	a.rep = &httpReporter{tr: a.tr, log: a.log, executorID: a.executorID}
+	a.rep = &httpReporter{tr: a.tr, log: a.log, executorIDFunc: a.executorID}
 	return a, nil
 }
 

@@ -312,3 +312,13 @@ func TestAgent_RefusedRegistration(t *testing.T) {
 	err = b.stop()
 	require.ErrorContains(t, err, "register: jobd answered 401: bad token")
 }
+
+func TestAgent_StopsWhileJobdUnreachable(t *testing.T) {
+	t.Parallel()
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	a, err := New(Config{Servers: []string{dead.URL}, Group: "test", Logger: testLogger(t)})
+	require.NoError(t, err)
+	b := startAgent(t, nil, a)
+	require.NoError(t, b.stop())
+}

@@ -44,7 +44,7 @@ type fakeJobd struct {
 	reports      map[string][]api.Report // stored, in order, once each
 	tries        map[string][]int64      // run id → seq of every report request
 	deregistered int
-	pollsAborted int // polls the agent gave up while jobd held them
+	pollsAborted int      // polls the agent gave up while jobd held them
 	events       []string // "register", "start:RUN", "result:RUN", "deregister"
 }
 
@@ -196,7 +196,16 @@ func (f *fakeJobd) handlePoll(w http.ResponseWriter, r *http.Request) {
 		var resp api.PollResponse
 		n := len(f.pending)
 		if !f.ignoreFreeSlots {
-			n = min(n, req.FreeSlots)
+			// Like jobd, count a result reported since the poll began as a
+			// freed slot, so a full executor gets work without waiting for
+			// its next poll.
+			free := req.FreeSlots
+			for _, id := range req.Running {
+				if reps := f.reports[id]; len(reps) > 0 && reps[len(reps)-1].Type == api.ReportResult {
+					free++
+				}
+			}
+			n = min(n, free)
 		}
 		resp.Assignments, f.pending = f.pending[:n:n], f.pending[n:]
 		resp.Commands, f.commands = f.commands, nil

@@ -31,7 +31,9 @@ func (a *Agent) pollLoop(ctx context.Context) error {
 		sleepCtx(ctx, bo.delay())
 	}
 	for ctx.Err() == nil {
+		fresh := false // registered in this iteration
 		if a.executorID() == "" {
+			fresh = true
 			if err := a.register(ctx); err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -48,9 +50,14 @@ func (a *Agent) pollLoop(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if isNotFound(err) {
-				a.log.Info("jobd does not know this executor; registering again")
+			if isNotFound(err) || refusedForGood(err) {
+				// Registering again either works or says why it cannot.
+				a.log.Info("jobd refused the poll; registering again", "err", err)
 				a.setID("", 0)
+				if fresh {
+					// Refused right after registering: do not spin.
+					sleepCtx(ctx, bo.delay())
+				}
 				continue
 			}
 			failed("poll", err)

@@ -74,7 +74,7 @@ func (a *Agent) runProcess(r *run, argv []string) outcome {
 		return failed(errors.New("command is empty"))
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = runEnv(a.environ(), &r.asg)
+	cmd.Env = runEnv(a.environFunc(), &r.asg)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// One pipe for stdout and stderr, read by us rather than by os/exec, so
 	// Wait returns when the process exits even if a descendant holds it.

@@ -42,9 +42,9 @@ type reporter interface {
 
 // httpReporter sends reports straight to jobd.
 type httpReporter struct {
-	tr         *transport
-	log        *slog.Logger
-	executorID func() string
+	tr             *transport
+	log            *slog.Logger
+	executorIDFunc func() string
 }
 
 // Send implements reporter.
@@ -53,7 +53,7 @@ func (h *httpReporter) Send(ctx context.Context, runID string, rep api.Report) e
 	bo := newBackoff()
 	for try := 1; ; try++ {
 		// Stamp the current id: the executor may have registered again.
-		rep.ExecutorID = h.executorID()
+		rep.ExecutorID = h.executorIDFunc()
 		var err error
 		if rep.ExecutorID == "" {
 			err = errors.New("not registered")

@@ -176,7 +176,7 @@ func TestAgent_ScriptJob(t *testing.T) {
 			t.Logf("%s not installed; not tested", interp)
 			continue
 		}
-		asg := commandJob("r-"+interp)
+		asg := commandJob("r-" + interp)
 		asg.Kind, asg.Command, asg.Script, asg.Interpreter = api.KindScript, nil, src, interp
 		asg.Params = map[string]string{"who": "$(id)"}
 		b.jobd.assign(asg)
@@ -205,7 +205,6 @@ func TestAgent_HTTPJob(t *testing.T) {
 	t.Parallel()
 	var gotAuth, gotHeader, gotBody, gotMethod atomic.Value
 	hang := make(chan struct{})
-	t.Cleanup(func() { close(hang) })
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/ok":
@@ -216,6 +215,7 @@ func TestAgent_HTTPJob(t *testing.T) {
 			gotMethod.Store(r.Method)
 			_, _ = io.WriteString(w, "all good")
 		case "/hang":
+			_, _ = io.Copy(io.Discard, r.Body) // so the server notices the client leaving
 			select {
 			case <-r.Context().Done():
 			case <-hang:
@@ -225,6 +225,7 @@ func TestAgent_HTTPJob(t *testing.T) {
 		}
 	}))
 	t.Cleanup(target.Close)
+	t.Cleanup(func() { close(hang) })
 	b := setup(t, nil)
 	httpJob := func(runID, path string) api.Assignment {
 		asg := commandJob(runID)

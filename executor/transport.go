@@ -115,6 +115,13 @@ func (t *transport) post(ctx context.Context, path string, in, out any) error {
 		}
 		lastErr = err
 		if ctx.Err() != nil {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				// The server hung until the request timed out (a silent
+				// partition): start with the next one next time.
+				t.mu.Lock()
+				t.cur = (idx + 1) % len(t.servers)
+				t.mu.Unlock()
+			}
 			break
 		}
 	}

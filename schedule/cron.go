@@ -113,6 +113,24 @@ func (s *CronSchedule) period(u int64) period {
 	if !end.IsZero() {
 		p.end = min(end.Unix(), maxInstant)
 	}
+	p.start = min(p.start, u)
+	if p.end <= u {
+		// Past the zone's last listed transition, Go derives bounds from
+		// the TZ rule string and ends each year 365 days after Jan 1 UTC
+		// (go1.26 zoneinfo.go tzset), so on Dec 31 of a leap year the
+		// reported period ends before u. The bounds are only split points,
+		// not transitions: continue into the next UTC day's period.
+		next := (floorDiv(u, secondsPerDay) + 1) * secondsPerDay
+		t2 := time.Unix(next, 0).In(s.loc)
+		p.end = next
+		if _, off2 := t2.Zone(); int64(off2) == p.off {
+			if _, end2 := t2.ZoneBounds(); end2.IsZero() {
+				p.end = maxInstant
+			} else if e := end2.Unix(); e > next {
+				p.end = min(e, maxInstant)
+			}
+		}
+	}
 	return p
 }
 

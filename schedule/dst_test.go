@@ -155,6 +155,26 @@ func TestCron_DST(t *testing.T) {
 			},
 		},
 		{
+			// Past the last listed transition Go's ZoneBounds misreports the
+			// last day of leap years; the schedule must step over it.
+			name: "LeapYearEndInRuleRange", tz: "Europe/Berlin", expr: "0 12 * * *",
+			from: "2040-12-30T00:00:00Z",
+			want: []string{
+				"2040-12-30T11:00:00Z",
+				"2040-12-31T11:00:00Z",
+				"2041-01-01T11:00:00Z",
+			},
+		},
+		{
+			name: "RuleRangeSpringGap", tz: "America/New_York", expr: "30 2 * * *",
+			from: "2100-03-13T00:00:00Z",
+			want: []string{
+				"2100-03-13T07:30:00Z", // 02:30 EST
+				"2100-03-14T07:00:00Z", // second Sunday of March: 03:00 EDT
+				"2100-03-15T06:30:00Z", // 02:30 EDT
+			},
+		},
+		{
 			name: "WholeDayGapApia", tz: "Pacific/Apia", expr: "0 12 * * *",
 			from: "2011-12-29T00:00:00Z",
 			want: []string{
@@ -228,16 +248,25 @@ func TestCron_DSTDayCounts(t *testing.T) {
 	}
 }
 
-// transitions returns a zone's transitions (unix seconds) in [from, to).
+// transitions returns the instants in [from, to) where loc's UTC offset
+// changes, probing hourly (enough for real zones).
 func transitions(loc *time.Location, from, to time.Time) []time.Time {
 	var out []time.Time
-	for at := from; at.Before(to); {
-		_, end := at.In(loc).ZoneBounds()
-		if end.IsZero() || !end.Before(to) {
-			break
+	_, off := from.In(loc).Zone()
+	for at := from; at.Before(to); at = at.Add(time.Hour) {
+		if _, o := at.In(loc).Zone(); o != off {
+			lo := at.Add(-time.Hour)
+			for at.Sub(lo) > time.Second {
+				mid := lo.Add(at.Sub(lo) / 2).Truncate(time.Second)
+				if _, o := mid.In(loc).Zone(); o == off {
+					lo = mid
+				} else {
+					at = mid
+				}
+			}
+			out = append(out, at.UTC())
+			off = o
 		}
-		out = append(out, end.UTC())
-		at = end
 	}
 	return out
 }

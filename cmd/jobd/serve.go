@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	_ "net/http/pprof" // served only when JOBD_PPROF_ADDR is set
 	"os"
 	"time"
 
@@ -94,6 +96,13 @@ func serve(ctx context.Context, cfg daemon.Config) error {
 					notify("WATCHDOG=1")
 				}
 			}
+		}()
+	}
+	if addr := os.Getenv("JOBD_PPROF_ADDR"); addr != "" {
+		// Profiling for the benchmark harness; off unless asked for.
+		go func() {
+			srv := &http.Server{Addr: addr, ReadHeaderTimeout: 10 * time.Second}
+			log.Info("pprof listening", "addr", addr, "err", srv.ListenAndServe())
 		}()
 	}
 	d := daemon.New(cfg, st, log, daemon.SystemClock{}, version, notify)

@@ -53,6 +53,7 @@ type Store struct {
 	now       func() time.Time
 	closeOnce sync.Once
 	closeErr  error
+	wr        *writer
 
 	// stmts are statements prepared on the writer connection, reused by
 	// every transaction (preparing is a fifth of a small write's cost).
@@ -160,7 +161,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		_ = w.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	return &Store{path: path, w: w, r: r, now: o.now, stmts: map[string]*sql.Stmt{}}, nil
+	s := &Store{path: path, w: w, r: r, now: o.now, stmts: map[string]*sql.Stmt{}}
+	s.wr = newWriter(s)
+	return s, nil
 }
 
 // Driver returns "sqlite".
@@ -173,6 +176,7 @@ func (s *Store) Path() string { return s.path }
 // than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.wr.close()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		// Best effort: keeps the planner's statistics fresh.
@@ -295,27 +299,10 @@ func (t *tx) queryRow(query string, args ...any) (*sql.Row, error) {
 	return st.QueryRowContext(t.ctx, args...), nil
 }
 
-// write runs fn in one write transaction (BEGIN IMMEDIATE on the writer),
-// committing if it returns nil and rolling back otherwise.
+// write runs fn as one atomic write: it commits with the other writes
+// queued at the same moment (see writer.go) and returns after the commit.
 func (s *Store) write(ctx context.Context, fn func(*tx) error) error {
-	sqlTx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", mapErr(err))
-	}
-	// Rolls back on error and on panic, so the one writer connection is
-	// never left inside a transaction; a no-op after Commit.
-	defer sqlTx.Rollback() //nolint:errcheck // the error of interest is fn's or Commit's
-	t := &tx{ctx: ctx, s: s, tx: sqlTx, stmts: map[string]*sql.Stmt{}}
-	if err := fn(t); err != nil {
-		return err
-	}
-	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", mapErr(err))
-	}
-	if len(t.uncached) > 0 {
-		s.cacheStmts(ctx, t.uncached)
-	}
-	return nil
+	return s.wr.do(ctx, fn)
 }
 
 // mapErr maps SQLite errors to the store's sentinels, keeping the cause:

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -301,4 +302,41 @@ func TestWithClock(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, now.Truncate(time.Millisecond), j.CreatedAt)
 	require.Equal(t, 2, s.r.Stats().MaxOpenConnections)
+}
+
+// TestWriter_FailedOpDoesNotAbortBatch runs many writes at once so they
+// share commits: the ones that fail (duplicate names) fail alone.
+func TestWriter_FailedOpDoesNotAbortBatch(t *testing.T) {
+	t.Parallel()
+	s := openTemp(t)
+	ctx := context.Background()
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Every name is used twice: exactly one of each pair wins.
+			name := fmt.Sprintf("job-%03d", i/2)
+			_, errs[i] = s.JobCreate(ctx, &store.Job{Name: name, Group: "g", Spec: []byte("{}")})
+		}()
+	}
+	wg.Wait()
+	var ok, conflict int
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, store.ErrConflict):
+			conflict++
+		default:
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	require.Equal(t, n/2, ok)
+	require.Equal(t, n/2, conflict)
+	total, _, err := s.JobCount(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, n/2, total)
 }
