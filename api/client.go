@@ -495,3 +495,13 @@ func (c *Client) Report(ctx context.Context, runID string, rep Report) (*ReportR
 	}
 	return &rr, nil
 }
+
+// Reports sends a batch of reports of executor id (POST
+// /api/v1/executor/{id}/reports).
+func (c *Client) Reports(ctx context.Context, id string, batch ReportBatch) (*ReportBatchResponse, error) {
+	var rr ReportBatchResponse
+	if err := c.do(ctx, http.MethodPost, "/executor/"+url.PathEscape(id)+"/reports", nil, batch, &rr); err != nil {
+		return nil, err
+	}
+	return &rr, nil
+}

@@ -11,9 +11,11 @@ package api
 //     poll is a heartbeat carrying load; jobd holds it open up to Wait and
 //     answers as soon as it has assignments or commands for the executor.
 //     A poll that finds the executor unknown answers 404 (register again).
-//  3. POST /api/v1/runs/{id}/report with a Report for start, log batches and
-//     the result. Reports are idempotent by (run id, attempt, seq) and
-//     acknowledged only after the store committed them.
+//  3. POST /api/v1/executor/{id}/reports with a ReportBatch: start, log and
+//     result reports of any number of runs, in order per run. Reports are
+//     idempotent by (run id, attempt, seq) and acknowledged only after the
+//     store committed them; jobd commits a whole batch at once. (POST
+//     /api/v1/runs/{id}/report takes a single Report, for simple clients.)
 //  4. POST /api/v1/executor/{id}/deregister on a clean stop.
 
 // RegisterRequest is the body of POST /api/v1/executor/register.
@@ -117,4 +119,26 @@ type ReportResponse struct {
 	OK bool `json:"ok"`
 	// Duplicate is true when the report had been stored before.
 	Duplicate bool `json:"duplicate,omitempty"`
+	// Error says why a report of a batch was refused for good (an unknown
+	// run, an invalid field); OK is then false and resending it is useless.
+	Error string `json:"error,omitempty"`
+}
+
+// RunReport is one report of a ReportBatch.
+type RunReport struct {
+	RunID string `json:"run_id"`
+	Report
+}
+
+// ReportBatch is the body of POST /api/v1/executor/{id}/reports. Reports of
+// one run must be in seq order; jobd applies them in the order given.
+type ReportBatch struct {
+	Reports []RunReport `json:"reports"`
+}
+
+// ReportBatchResponse answers a ReportBatch once it is stored: one result
+// per report, in the same order. A batch that could not be stored is
+// answered with an error status instead, and is to be sent again.
+type ReportBatchResponse struct {
+	Results []ReportResponse `json:"results"`
 }

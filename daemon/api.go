@@ -64,6 +64,7 @@ func (s *Server) executorRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+p+"/executor/{id}/poll", s.handlePoll)
 	mux.HandleFunc("POST "+p+"/executor/{id}/deregister", s.handleDeregister)
 	mux.HandleFunc("POST "+p+"/runs/{id}/report", s.handleReport)
+	mux.HandleFunc("POST "+p+"/executor/{id}/reports", s.handleReports)
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
@@ -386,6 +387,20 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := s.d.Report(r.Context(), id, rep)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
+	var batch api.ReportBatch
+	if err := decode(r, &batch); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp, err := s.d.Reports(r.Context(), batch)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

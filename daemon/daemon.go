@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -264,18 +265,16 @@ func (d *Daemon) Apply(ctx context.Context, req api.ApplyRequest) (api.ApplyResp
 	return resp, nil
 }
 
-// Report applies an executor report to a run; it is acknowledged only
-// after the store committed it.
-func (d *Daemon) Report(ctx context.Context, runID int64, rep api.Report) (api.ReportResponse, error) {
+// reportParams validates one report and builds what the store applies.
+func (d *Daemon) reportParams(runID int64, rep api.Report) (store.ReportParams, error) {
 	if rep.Seq < 1 {
-		return api.ReportResponse{}, fieldErr("seq", "%d: must be 1 or more", rep.Seq)
+		return store.ReportParams{}, fieldErr("seq", "%d: must be 1 or more", rep.Seq)
 	}
 	at := rep.At.Time
 	if at.IsZero() {
 		at = d.clock.Now()
 	}
 	p := store.ReportParams{RunID: runID, Attempt: rep.Attempt, Seq: rep.Seq, Log: rep.Log}
-	final := false
 	switch rep.Type {
 	case api.ReportStart:
 		p.Transition = &store.RunTransition{RunID: runID, From: []string{api.RunAssigned}, To: api.RunRunning,
@@ -285,25 +284,93 @@ func (d *Daemon) Report(ctx context.Context, runID int64, rep api.Report) (api.R
 		switch rep.State {
 		case api.RunSucceeded, api.RunFailed, api.RunTimedOut, api.RunKilled:
 		default:
-			return api.ReportResponse{}, fieldErr("state", "%q: want succeeded, failed, timed_out or killed", rep.State)
+			return p, fieldErr("state", "%q: want succeeded, failed, timed_out or killed", rep.State)
 		}
 		p.Transition = &store.RunTransition{RunID: runID, From: []string{api.RunAssigned, api.RunRunning}, To: rep.State,
 			Set: store.RunFields{FinishedAt: at, ExitCode: rep.ExitCode, Error: rep.Error}}
-		final = true
 	default:
-		return api.ReportResponse{}, fieldErr("type", "%q: want start, log or result", rep.Type)
+		return p, fieldErr("type", "%q: want start, log or result", rep.Type)
 	}
-	res, err := d.store.RunReport(ctx, p)
+	return p, nil
+}
+
+// Report applies one executor report to a run; it is acknowledged only
+// after the store committed it.
+func (d *Daemon) Report(ctx context.Context, runID int64, rep api.Report) (api.ReportResponse, error) {
+	resp, errs, err := d.reports(ctx, api.ReportBatch{Reports: []api.RunReport{{RunID: strconv.FormatInt(runID, 10), Report: rep}}})
 	if err != nil {
-		return api.ReportResponse{}, fmt.Errorf("store report for run %d: %w", runID, err)
+		return api.ReportResponse{}, err
 	}
-	if final && res.Applied && !res.Duplicate {
-		run, err := d.store.RunGet(ctx, runID)
+	if errs[0] != nil {
+		return api.ReportResponse{}, errs[0]
+	}
+	return resp.Results[0], nil
+}
+
+// Reports applies a batch of executor reports in one commit and answers
+// each; runs that ended free their slot and may start queued runs.
+func (d *Daemon) Reports(ctx context.Context, batch api.ReportBatch) (api.ReportBatchResponse, error) {
+	resp, _, err := d.reports(ctx, batch)
+	return resp, err
+}
+
+// reports is Reports that also returns each report's own error.
+func (d *Daemon) reports(ctx context.Context, batch api.ReportBatch) (api.ReportBatchResponse, []error, error) {
+	out := api.ReportBatchResponse{Results: make([]api.ReportResponse, len(batch.Reports))}
+	errs := make([]error, len(batch.Reports))
+	fail := func(i int, err error) {
+		errs[i] = err
+		out.Results[i].Error = err.Error()
+	}
+	var ps []store.ReportParams
+	var idx []int
+	for i, rr := range batch.Reports {
+		id, err := strconv.ParseInt(rr.RunID, 10, 64)
 		if err != nil {
-			return api.ReportResponse{}, fmt.Errorf("get run %d: %w", runID, err)
+			fail(i, fmt.Errorf("run %q: %w", rr.RunID, store.ErrNotFound))
+			continue
 		}
-		d.disp.Ended(ctx, run)
-		d.sched.RunsEnded(ctx, []*store.Run{run})
+		p, err := d.reportParams(id, rr.Report)
+		if err != nil {
+			fail(i, err)
+			continue
+		}
+		ps = append(ps, p)
+		idx = append(idx, i)
 	}
-	return api.ReportResponse{OK: true, Duplicate: res.Duplicate}, nil
+	if len(ps) == 0 {
+		return out, errs, nil
+	}
+	res, err := d.store.RunReports(ctx, ps)
+	if err != nil {
+		return api.ReportBatchResponse{}, nil, fmt.Errorf("store reports: %w", err)
+	}
+	var ended []*store.Run
+	for k, r := range res {
+		i := idx[k]
+		if r.Err != nil {
+			fail(i, r.Err)
+			continue
+		}
+		out.Results[i] = api.ReportResponse{OK: true, Duplicate: r.Duplicate}
+		if r.Run != nil && isFinal(r.Run.State) {
+			ended = append(ended, r.Run)
+		}
+	}
+	for _, run := range ended {
+		d.disp.Ended(ctx, run)
+	}
+	if len(ended) > 0 {
+		d.sched.RunsEnded(ctx, ended)
+	}
+	return out, errs, nil
+}
+
+// isFinal reports whether a run state is terminal.
+func isFinal(state string) bool {
+	switch state {
+	case api.RunSucceeded, api.RunFailed, api.RunTimedOut, api.RunKilled, api.RunLost, api.RunSkipped:
+		return true
+	}
+	return false
 }

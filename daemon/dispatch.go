@@ -433,8 +433,15 @@ func (d *Dispatcher) Dispatch(ctx context.Context) {
 	var moves []move
 	d.mu.Lock()
 	for group, q := range d.queues {
+		if !d.groupHasFreeLocked(group) {
+			continue // nothing can move; checking each run would cost O(queue)
+		}
 		keep := q[:0]
-		for _, qr := range q {
+		for i, qr := range q {
+			if !d.groupHasFreeLocked(group) {
+				keep = append(keep, q[i:]...)
+				break
+			}
 			cands := d.candidatesLocked(group, qr.job.spec.Selector)
 			n := d.rr[qr.job.row.ID]
 			picked := route(qr.job.spec.Route, qr.job.spec.Name, cands, n)
@@ -486,6 +493,17 @@ func (d *Dispatcher) Dispatch(ctx context.Context) {
 	if err != nil {
 		d.log.Error("assign queued runs", "err", err)
 	}
+}
+
+// groupHasFreeLocked reports whether an online executor of group has a
+// free slot.
+func (d *Dispatcher) groupHasFreeLocked(group string) bool {
+	for _, e := range d.execs {
+		if e.group == group && e.state == api.ExecutorOnline && e.free() > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // requeue puts runs that never reached their executor back to pending.

@@ -432,12 +432,22 @@ func (s *Scheduler) fireDue(ctx context.Context, now time.Time) error {
 		s.mu.Unlock()
 		return fmt.Errorf("settle %d triggers: %w", len(items), err)
 	}
-	fired := 0
+	fired, missed := 0, map[string]int{}
 	for i, it := range items {
 		s.afterFire(ctx, it, res[i])
-		if res[i].Applied && it.params.State == store.TriggerFired {
-			fired++
+		if !res[i].Applied {
+			continue
 		}
+		if it.params.State == store.TriggerFired {
+			fired++
+		} else {
+			missed[it.params.Missed.Missed.Reason]++
+		}
+	}
+	for reason, n := range missed {
+		// One line per batch and reason: a burst of misses must not turn
+		// into a burst of log lines.
+		s.log.Warn("triggers missed", "count", n, "reason", reason, "first_job", firstMissedJob(items, reason))
 	}
 	if s.FiredFunc != nil {
 		s.FiredFunc(fired)
@@ -520,7 +530,6 @@ func (s *Scheduler) afterFire(ctx context.Context, it *fireItem, res store.FireR
 		return
 	}
 	if it.params.State == store.TriggerMissed {
-		s.log.Warn("trigger missed", LogKeyJob, j.row.Name, "scheduled_at", it.e.at, "reason", it.params.Missed.Missed.Reason)
 		s.mu.Lock()
 		s.dropIfIdleLocked(j.row.ID)
 		s.mu.Unlock()
@@ -547,6 +556,16 @@ func (s *Scheduler) afterFire(ctx context.Context, it *fireItem, res store.FireR
 	}
 }
 
+// firstMissedJob names a job of the batch missed for reason, for the log.
+func firstMissedJob(items []*fireItem, reason string) string {
+	for _, it := range items {
+		if it.params.State == store.TriggerMissed && it.params.Missed.Missed.Reason == reason {
+			return it.js.job.row.Name
+		}
+	}
+	return ""
+}
+
 // RunsEnded updates overlap state when runs end: the next queued run of an
 // overlap=queue job starts, and a fixed-delay job gets its next fire time.
 func (s *Scheduler) RunsEnded(ctx context.Context, runs []*store.Run) {
@@ -555,7 +574,9 @@ func (s *Scheduler) RunsEnded(ctx context.Context, runs []*store.Run) {
 		js := s.jobs[r.JobID]
 		var next *store.Run
 		var job *compiledJob
+		delay := js == nil // not in memory: look it up
 		if js != nil {
+			delay = js.job.spec.Delay != nil
 			delete(js.active, r.ID)
 			job = js.job
 			if len(js.active) == 0 && len(js.queue) > 0 {
@@ -568,6 +589,9 @@ func (s *Scheduler) RunsEnded(ctx context.Context, runs []*store.Run) {
 		s.mu.Unlock()
 		if next != nil {
 			s.disp.Enqueue(ctx, job, []*store.Run{next})
+		}
+		if !delay {
+			continue
 		}
 		if err := s.afterDelayRun(ctx, r); err != nil {
 			s.log.Error("schedule next fixed-delay fire", LogKeyJob, r.JobName, "err", err)

@@ -248,6 +248,11 @@ type ReportResult struct {
 	Duplicate bool
 	// Applied is false when the transition did not match the run's state.
 	Applied bool
+	// Run is the run after a transition that applied (without Output).
+	Run *Run
+	// Err is set, in RunReports, for a report refused on its own (an
+	// unknown run is ErrNotFound); the rest of the batch still applies.
+	Err error
 }
 
 // OutputCap is the most run output the store keeps per run; past it the
@@ -325,6 +330,10 @@ type Store interface {
 	// reports which ones matched.
 	RunsTransition(ctx context.Context, ts []RunTransition) ([]bool, error)
 	RunReport(ctx context.Context, p ReportParams) (ReportResult, error)
+	// RunReports applies a batch of reports in one transaction, in order.
+	// A report refused on its own gets ReportResult.Err; the error return
+	// is for the batch as a whole (nothing of it was stored).
+	RunReports(ctx context.Context, ps []ReportParams) ([]ReportResult, error)
 
 	MissedList(ctx context.Context, p MissedListParams) ([]*Missed, error)
 	MissedTotal(ctx context.Context) (int64, error)

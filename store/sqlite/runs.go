@@ -281,43 +281,91 @@ func (s *Store) RunsTransition(ctx context.Context, ts []store.RunTransition) ([
 	return out, nil
 }
 
-// RunReport applies an executor report once: a (RunID, Attempt, Seq) seen
-// before returns Duplicate and changes nothing. Otherwise the transition,
-// if any, is applied to p.RunID (Applied tells whether it matched; without
-// a transition Applied is true) and Log is appended to the run's output,
-// which is capped at store.OutputCap bytes: the output that reaches the cap
-// ends with store.OutputTruncated and later logs are dropped. A missing run
-// is store.ErrNotFound.
+// RunReport applies one executor report, idempotently by (run, attempt,
+// seq): a report already stored is a Duplicate and changes nothing.
 func (s *Store) RunReport(ctx context.Context, p store.ReportParams) (store.ReportResult, error) {
-	var res store.ReportResult
+	res, err := s.RunReports(ctx, []store.ReportParams{p})
+	if err != nil {
+		return store.ReportResult{}, err
+	}
+	if res[0].Err != nil {
+		return store.ReportResult{}, fmt.Errorf("report run %d attempt %d seq %d: %w", p.RunID, p.Attempt, p.Seq, res[0].Err)
+	}
+	return res[0], nil
+}
+
+// RunReports applies reports in order in one transaction; each report is
+// in a savepoint of its own, so one that is refused (an unknown run) does
+// not undo the others.
+func (s *Store) RunReports(ctx context.Context, ps []store.ReportParams) ([]store.ReportResult, error) {
+	var out []store.ReportResult
 	err := s.write(ctx, func(t *tx) error {
-		n, err := t.insert("INSERT INTO run_reports (run_id, attempt, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-			p.RunID, p.Attempt, p.Seq)
-		if isForeignKey(err) {
-			return store.ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("record report: %w", err)
-		}
-		if n == 0 {
-			res.Duplicate = true
-			return nil
-		}
-		res.Applied = true
-		if p.Transition != nil {
-			tr := *p.Transition
-			tr.RunID = p.RunID
-			if res.Applied, err = transition(t, &tr); err != nil {
+		out = make([]store.ReportResult, len(ps))
+		for i, p := range ps {
+			if _, err := t.exec("SAVEPOINT report"); err != nil {
 				return err
 			}
+			res, err := applyReport(t, p)
+			if err != nil {
+				if _, rerr := t.exec("ROLLBACK TO report"); rerr != nil {
+					return errors.Join(err, rerr)
+				}
+				if !errors.Is(err, store.ErrNotFound) {
+					if _, rerr := t.exec("RELEASE report"); rerr != nil {
+						return errors.Join(err, rerr)
+					}
+					return err
+				}
+				res = store.ReportResult{Err: err}
+			}
+			if _, err := t.exec("RELEASE report"); err != nil {
+				return err
+			}
+			out[i] = res
 		}
-		if p.Log != "" {
-			_, err = appendOutput(t, p.RunID, p.Log)
-		}
-		return err
+		return nil
 	})
 	if err != nil {
-		return store.ReportResult{}, fmt.Errorf("report run %d attempt %d seq %d: %w", p.RunID, p.Attempt, p.Seq, mapErr(err))
+		return nil, fmt.Errorf("store %d reports: %w", len(ps), mapErr(err))
+	}
+	return out, nil
+}
+
+func applyReport(t *tx, p store.ReportParams) (store.ReportResult, error) {
+	var res store.ReportResult
+	n, err := t.insert("INSERT INTO run_reports (run_id, attempt, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+		p.RunID, p.Attempt, p.Seq)
+	if isForeignKey(err) {
+		return res, fmt.Errorf("run %d: %w", p.RunID, store.ErrNotFound)
+	}
+	if err != nil {
+		return res, fmt.Errorf("record report: %w", err)
+	}
+	if n == 0 {
+		res.Duplicate = true
+		return res, nil
+	}
+	res.Applied = true
+	if p.Transition != nil {
+		tr := *p.Transition
+		tr.RunID = p.RunID
+		if res.Applied, err = transition(t, &tr); err != nil {
+			return res, err
+		}
+		if res.Applied {
+			row, err := t.queryRow("SELECT "+runCols+" FROM runs r WHERE r.id = ?", p.RunID)
+			if err != nil {
+				return res, err
+			}
+			if res.Run, err = scanRun(row); err != nil {
+				return res, fmt.Errorf("read run %d: %w", p.RunID, err)
+			}
+		}
+	}
+	if p.Log != "" {
+		if _, err := appendOutput(t, p.RunID, p.Log); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }

@@ -16,6 +16,7 @@ var runTests = []test{
 	{"InsertGet", testRunInsertGet},
 	{"Transition", testRunsTransition},
 	{"ReportIdempotent", testRunReportIdempotent},
+	{"ReportsBatch", testRunReportsBatch},
 	{"ReportOutputCap", testRunReportOutputCap},
 	{"ActiveAndCounts", testRunsActiveCounts},
 	{"ListPaging100k", testRunList100k},
@@ -124,7 +125,11 @@ func testRunReportIdempotent(t *testing.T, s store.Store) {
 	}}
 	res, err := s.RunReport(ctx(t), start)
 	require.NoError(t, err)
-	require.Equal(t, store.ReportResult{Applied: true}, res)
+	require.True(t, res.Applied)
+	require.False(t, res.Duplicate)
+	require.NotNil(t, res.Run, "a transition that applied returns the run")
+	require.Equal(t, store.RunRunning, res.Run.State)
+	requireTime(t, at(1), res.Run.StartedAt)
 
 	res, err = s.RunReport(ctx(t), store.ReportParams{RunID: id, Attempt: 1, Seq: 2, Log: "world\n"})
 	require.NoError(t, err)
@@ -155,6 +160,39 @@ func testRunReportIdempotent(t *testing.T, s store.Store) {
 
 	_, err = s.RunReport(ctx(t), store.ReportParams{RunID: 777777, Attempt: 1, Seq: 1, Log: "x"})
 	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func testRunReportsBatch(t *testing.T, s store.Store) {
+	runs := []*store.Run{{JobName: "b", Attempt: 1, State: store.RunAssigned}}
+	require.NoError(t, s.RunInsert(ctx(t), runs))
+	id := runs[0].ID
+	code := 0
+	batch := []store.ReportParams{
+		{RunID: id, Attempt: 1, Seq: 1, Transition: &store.RunTransition{From: []string{store.RunAssigned}, To: store.RunRunning, Set: store.RunFields{StartedAt: at(1)}}},
+		{RunID: 777777, Attempt: 1, Seq: 1, Log: "unknown run"},
+		{RunID: id, Attempt: 1, Seq: 2, Log: "out\n"},
+		{RunID: id, Attempt: 1, Seq: 3, Transition: &store.RunTransition{From: []string{store.RunRunning}, To: store.RunSucceeded, Set: store.RunFields{FinishedAt: at(2), ExitCode: &code}}},
+	}
+	res, err := s.RunReports(ctx(t), batch)
+	require.NoError(t, err, "an unknown run fails alone")
+	require.Len(t, res, 4)
+	require.True(t, res[0].Applied)
+	require.ErrorIs(t, res[1].Err, store.ErrNotFound)
+	require.True(t, res[2].Applied)
+	require.True(t, res[3].Applied)
+	require.Equal(t, store.RunSucceeded, res[3].Run.State)
+	got, err := s.RunGet(ctx(t), id)
+	require.NoError(t, err)
+	require.Equal(t, store.RunSucceeded, got.State)
+	require.Equal(t, "out\n", got.Output)
+	// The whole batch again: every report is a duplicate.
+	res, err = s.RunReports(ctx(t), batch)
+	require.NoError(t, err)
+	for i, r := range res {
+		if i != 1 {
+			require.True(t, r.Duplicate, "report %d", i)
+		}
+	}
 }
 
 func testRunReportOutputCap(t *testing.T, s store.Store) {
