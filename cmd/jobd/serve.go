@@ -11,6 +11,7 @@ import (
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/jobd/jobd/api"
 	"github.com/jobd/jobd/daemon"
@@ -25,33 +26,8 @@ func newServeCmd(stderr io.Writer) *cobra.Command {
 		Short: "Run the scheduler daemon",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := daemon.DefaultConfig()
-			cfg.Socket = api.DefaultSocket()
-			if configFile != "" {
-				if err := cfg.ParseFile(configFile); err != nil {
-					return usageError{err}
-				}
-			}
-			if err := cfg.ApplyEnv(os.Environ()); err != nil {
-				return usageError{err}
-			}
-			fs := cmd.Flags()
-			if fs.Changed("state-dir") {
-				cfg.StateDir = flags.StateDir
-			}
-			if fs.Changed("socket") {
-				cfg.Socket = flags.Socket
-			}
-			if fs.Changed("listen") {
-				cfg.Listen = flags.Listen
-			}
-			if fs.Changed("log-format") {
-				cfg.LogFormat = flags.LogFormat
-			}
-			if fs.Changed("log-level") {
-				cfg.LogLevel = flags.LogLevel
-			}
-			if err := cfg.Validate(); err != nil {
+			cfg, err := loadServeConfig(configFile, os.Environ(), cmd.Flags(), flags)
+			if err != nil {
 				return usageError{err}
 			}
 			return serve(cmd.Context(), cfg)
@@ -65,6 +41,38 @@ func newServeCmd(stderr io.Writer) *cobra.Command {
 	f.StringVar(&flags.LogFormat, "log-format", "", "log format: text or json")
 	f.StringVar(&flags.LogLevel, "log-level", "", "log level: debug, info, warn, error")
 	return cmd
+}
+
+// loadServeConfig applies the configuration sources in precedence order:
+// defaults < the config file < JOBD_* variables of environ < the flags set
+// on fs (whose values are in flags).
+func loadServeConfig(configFile string, environ []string, fs *pflag.FlagSet, flags daemon.Config) (daemon.Config, error) {
+	cfg := daemon.DefaultConfig()
+	cfg.Socket = api.DefaultSocket()
+	if configFile != "" {
+		if err := cfg.ParseFile(configFile); err != nil {
+			return cfg, err
+		}
+	}
+	if err := cfg.ApplyEnv(environ); err != nil {
+		return cfg, err
+	}
+	if fs.Changed("state-dir") {
+		cfg.StateDir = flags.StateDir
+	}
+	if fs.Changed("socket") {
+		cfg.Socket = flags.Socket
+	}
+	if fs.Changed("listen") {
+		cfg.Listen = flags.Listen
+	}
+	if fs.Changed("log-format") {
+		cfg.LogFormat = flags.LogFormat
+	}
+	if fs.Changed("log-level") {
+		cfg.LogLevel = flags.LogLevel
+	}
+	return cfg, cfg.Validate()
 }
 
 func serve(ctx context.Context, cfg daemon.Config) error {
