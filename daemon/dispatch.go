@@ -43,11 +43,17 @@ type execEntry struct {
 	lastAssigned  time.Time
 	// reportedRunning is what the executor said it runs, at its last poll.
 	reportedRunning int
+	// pollSeq counts the polls of this executor.
+	pollSeq uint64
 }
 
 type heldRun struct {
 	run       *store.Run
 	delivered bool
+	// deliveredSeq is the poll whose answer carried the run (0: before
+	// this process started). The executor lists a run it received in every
+	// later poll until its result is acknowledged.
+	deliveredSeq uint64
 }
 
 func (e *execEntry) free() int { return e.slots - len(e.held) - e.reserved }
@@ -272,14 +278,16 @@ func (d *Dispatcher) Poll(ctx context.Context, id string, req api.PollRequest) (
 		e.setState(api.ExecutorOnline, now)
 	}
 	e.polling++
+	e.pollSeq++
+	seq := e.pollSeq
+	missing := e.reconcileLocked(req.Running, seq)
 	d.mu.Unlock()
+	d.requeue(ctx, missing)
 
-	var timeout <-chan time.Time
-	if wait > 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		timeout = t.C
-	}
+	// A zero wait answers at once.
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	timeout := t.C
 	d.Dispatch(ctx)
 	for {
 		d.mu.Lock()
@@ -287,7 +295,7 @@ func (d *Dispatcher) Poll(ctx context.Context, id string, req api.PollRequest) (
 			resp := api.PollResponse{Assignments: e.mailbox, Commands: e.commands}
 			for _, a := range e.mailbox {
 				if h := e.held[parseID(a.RunID)]; h != nil {
-					h.delivered = true
+					h.delivered, h.deliveredSeq = true, seq
 				}
 			}
 			e.mailbox, e.commands = nil, nil
@@ -317,6 +325,26 @@ func (d *Dispatcher) Poll(ctx context.Context, id string, req api.PollRequest) (
 			return api.PollResponse{}, ctx.Err()
 		}
 	}
+}
+
+// reconcileLocked compares the runs jobd handed e before poll seq with
+// the ones it says it holds. A run it does not list never reached it (the
+// answer that carried it was lost, or jobd restarted before delivering it):
+// it goes back to the queue (see requeue).
+func (e *execEntry) reconcileLocked(running []string, seq uint64) []*store.Run {
+	var out []*store.Run
+	claimed := make(map[int64]bool, len(running))
+	for _, s := range running {
+		claimed[parseID(s)] = true
+	}
+	for id, h := range e.held {
+		if !h.delivered || h.deliveredSeq >= seq || claimed[id] {
+			continue
+		}
+		delete(e.held, id)
+		out = append(out, h.run)
+	}
+	return out
 }
 
 // candidatesLocked lists the online executors of group matching sel,
@@ -356,6 +384,10 @@ func (d *Dispatcher) Plan(job *compiledJob) (ps []placement, ok bool) {
 	defer d.mu.Unlock()
 	cands := d.candidatesLocked(job.spec.Group, job.spec.Selector)
 	if len(cands) == 0 {
+		if d.expectedLocked(job.spec.Group, job.spec.Selector) {
+			// Its executors are reconnecting: the run waits for them.
+			return []placement{{ShardTotal: 1}}, true
+		}
 		return nil, false
 	}
 	n := d.rr[job.row.ID]
@@ -506,7 +538,9 @@ func (d *Dispatcher) groupHasFreeLocked(group string) bool {
 	return false
 }
 
-// requeue puts runs that never reached their executor back to pending.
+// requeue puts runs that never reached their executor back to pending. A
+// run that had started meanwhile (its executor reported it running but no
+// longer holds it) is lost instead.
 func (d *Dispatcher) requeue(ctx context.Context, runs []*store.Run) {
 	if len(runs) == 0 {
 		return
@@ -515,14 +549,22 @@ func (d *Dispatcher) requeue(ctx context.Context, runs []*store.Run) {
 	for i, r := range runs {
 		ts[i] = store.RunTransition{RunID: r.ID, From: []string{api.RunAssigned}, To: api.RunPending}
 	}
-	if _, err := d.store.RunsTransition(ctx, ts); err != nil {
+	ok, err := d.store.RunsTransition(ctx, ts)
+	if err != nil {
 		d.log.Error("requeue runs", "err", err)
 		return
 	}
-	for _, r := range runs {
-		r.State = api.RunPending
+	var back, started []*store.Run
+	for i, r := range runs {
+		if ok[i] {
+			r.State = api.RunPending
+			back = append(back, r)
+		} else {
+			started = append(started, r)
+		}
 	}
-	d.requeueFunc(ctx, runs)
+	d.markLost(ctx, started, "its executor no longer holds it")
+	d.requeueFunc(ctx, back)
 }
 
 // requeueFunc is set by the daemon to find the jobs of requeued runs.
@@ -593,11 +635,25 @@ func (d *Dispatcher) Kill(r *store.Run) bool {
 	return true
 }
 
-// HasCandidates reports whether group has an online executor matching sel.
+// HasCandidates reports whether group has an executor matching sel that
+// is online or expected back (suspect: its connection dropped, or jobd
+// restarted, less than three heartbeats ago).
 func (d *Dispatcher) HasCandidates(group string, sel map[string]string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.candidatesLocked(group, sel)) > 0
+	return len(d.candidatesLocked(group, sel)) > 0 || d.expectedLocked(group, sel)
+}
+
+// expectedLocked reports whether a suspect executor of group matching sel
+// may still come back: runs then wait in the queue rather than being
+// recorded as missed.
+func (d *Dispatcher) expectedLocked(group string, sel map[string]string) bool {
+	for _, e := range d.execs {
+		if e.group == group && e.state == api.ExecutorSuspect && matchSelector(sel, e.labels) {
+			return true
+		}
+	}
+	return false
 }
 
 // Monitor marks executors offline after three missed heartbeats, until ctx

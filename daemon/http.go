@@ -28,12 +28,12 @@ func errorStatus(err error) int {
 	switch {
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, store.ErrConflict), errors.Is(err, ErrPaused):
+		return http.StatusConflict
 	case errors.As(err, &fe):
 		return http.StatusBadRequest
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, ErrUnknownExecutor):
 		return http.StatusNotFound
-	case errors.Is(err, store.ErrConflict), errors.Is(err, ErrPaused):
-		return http.StatusConflict
 	case errors.Is(err, ErrNoExecutor):
 		return http.StatusServiceUnavailable
 	}
@@ -51,8 +51,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		body = api.ErrorBody{Error: fmt.Sprintf("request body larger than %d bytes", mbe.Limit), Field: "body"}
 	case errors.As(err, &fe):
 		body.Field = fe.Field
-	case errors.Is(err, store.ErrConflict):
-		body.Error = err.Error()
 	}
 	if status == http.StatusInternalServerError {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)

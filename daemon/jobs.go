@@ -66,6 +66,9 @@ func (s *Scheduler) CreateJob(ctx context.Context, spec api.JobSpec) (*compiledJ
 		NextFireAt: firstFire(sched, &norm, now), CreatedAt: now, UpdatedAt: now,
 	})
 	s.opMu.Unlock()
+	if errors.Is(err, store.ErrConflict) {
+		return nil, &FieldError{Field: "name", Err: fmt.Errorf("job %q already exists: %w", norm.Name, store.ErrConflict)}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create job %s: %w", norm.Name, err)
 	}

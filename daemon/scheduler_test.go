@@ -308,3 +308,56 @@ func TestScheduler_Overlap(t *testing.T) {
 }
 
 func idStr(id int64) string { return strconv.FormatInt(id, 10) }
+
+func TestDispatcher_RestartQueuesUntilExecutorsReturn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	start := tm(t, "2026-05-01T12:00:00Z")
+	s, b := setup(t, start)
+	id := b.executor(t, "g", "e1", 4)
+	_, err := s.CreateJob(ctx, api.JobSpec{Name: "j", Group: "g", Every: dur(time.Second), Command: []string{"true"}})
+	require.NoError(t, err)
+	b.step(t, s, start)
+	// jobd restarts; the executor has not polled the new process yet.
+	s = b.restart(t)
+	b.step(t, s, start.Add(time.Second))
+	require.Empty(t, missedRows(t, b.st, "j"), "an executor reconnecting after a restart is not 'no executor'")
+	runs, err := b.st.RunList(ctx, store.RunListParams{JobName: "j", Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, runs, 2)
+	require.Equal(t, api.RunPending, runs[0].State)
+	// It polls, saying it holds the first run: it gets the second.
+	poll, err := b.disp.Poll(ctx, id, api.PollRequest{Running: []string{idStr(runs[1].ID)}, FreeSlots: 3})
+	require.NoError(t, err)
+	require.Len(t, poll.Assignments, 1)
+	require.Equal(t, idStr(runs[0].ID), poll.Assignments[0].RunID)
+}
+
+func TestDispatcher_UndeliveredRunIsSentAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	start := tm(t, "2026-05-01T12:00:00Z")
+	s, b := setup(t, start)
+	id := b.executor(t, "g", "e1", 4)
+	_, err := s.CreateJob(ctx, api.JobSpec{Name: "j", Group: "g", Manual: true, Command: []string{"true"}})
+	require.NoError(t, err)
+	res, _, err := s.TriggerNow(ctx, "j")
+	require.NoError(t, err)
+	runID := idStr(res.Runs[0].ID)
+	first, err := b.disp.Poll(ctx, id, api.PollRequest{FreeSlots: 4})
+	require.NoError(t, err)
+	require.Len(t, first.Assignments, 1)
+	// That answer never reached the executor: its next poll does not list
+	// the run, so jobd hands it out again.
+	second, err := b.disp.Poll(ctx, id, api.PollRequest{FreeSlots: 4})
+	require.NoError(t, err)
+	require.Len(t, second.Assignments, 1)
+	require.Equal(t, runID, second.Assignments[0].RunID)
+	// Once the executor lists it, it is not sent a third time.
+	third, err := b.disp.Poll(ctx, id, api.PollRequest{Running: []string{runID}, FreeSlots: 3})
+	require.NoError(t, err)
+	require.Empty(t, third.Assignments)
+	run, err := b.st.RunGet(ctx, res.Runs[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, api.RunAssigned, run.State)
+}
