@@ -353,6 +353,9 @@ func (d *Daemon) reports(ctx context.Context, batch api.ReportBatch) (api.Report
 			continue
 		}
 		out.Results[i] = api.ReportResponse{OK: true, Duplicate: r.Duplicate}
+		if !r.Applied && !r.Duplicate && ps[k].Transition != nil {
+			d.log.Debug("report did not match the run's state", LogKeyRun, ps[k].RunID, "seq", ps[k].Seq, "to", ps[k].Transition.To)
+		}
 		if r.Run != nil && isFinal(r.Run.State) {
 			ended = append(ended, r.Run)
 		}

@@ -72,6 +72,8 @@ func TestBadInput(t *testing.T) {
   tz: Mars/Base
   command: ["true"]
 `)
+	// jobctl refuses --every 0s itself; through apply it reaches jobd.
+	zero := writeFile("zero.yaml", "- name: zero\n  group: g\n  every: 0s\n  command: [\"true\"]\n")
 	huge := writeFile("huge.yaml", fmt.Sprintf("jobs:\n  - name: huge\n    group: g\n    manual: true\n    script: %q\n", strings.Repeat("x", 1<<20+1024)))
 
 	cases := []struct {
@@ -104,6 +106,7 @@ func TestBadInput(t *testing.T) {
 		{"ApplyMalformedYAML", []string{"apply", "-f", badYAML}, 2, []string{"bad.yaml"}},
 		{"ApplyOneInvalidAmongValid", []string{"apply", "-f", mixed}, 2, []string{"jobs[1]", "cron", "broken"}},
 		{"ApplyUnknownTimezoneAmongValid", []string{"apply", "-f", mixedTZ}, 2, []string{"jobs[1]", "tz", "bad-tz"}},
+		{"ApplyIntervalZero", []string{"apply", "-f", zero}, 2, []string{"jobs[0]", "every"}},
 		{"ApplyTooLarge", []string{"apply", "-f", huge}, 2, []string{"body"}},
 	}
 	for _, tc := range cases {
@@ -149,7 +152,7 @@ func TestBadInput(t *testing.T) {
 	})
 
 	t.Run("NothingCreated", func(t *testing.T) {
-		for _, name := range []string{"x", "fine-one", "fine-two", "fine-three", "broken", "bad-tz", "huge", "big"} {
+		for _, name := range []string{"x", "fine-one", "fine-two", "fine-three", "broken", "bad-tz", "zero", "huge", "big"} {
 			_, _, code := d.jobctl("job", "get", name)
 			require.Equal(t, 3, code, "job %s exists", name)
 		}

@@ -52,7 +52,7 @@ func TestDemoFlow(t *testing.T) {
 		"--command", `sh -c "echo hi $JOBD_RUN_ID"`)
 
 	var succeeded []api.Run
-	eventually(t, 12*time.Second, func() bool {
+	eventually(t, 20*time.Second, func() bool {
 		succeeded = runsIn(d.runs("hello"), api.RunSucceeded)
 		return len(succeeded) >= 3
 	}, "3 succeeded runs of hello")

@@ -186,8 +186,9 @@ type jobdOpts struct {
 	Config string
 }
 
-// Jobd is one jobd serve under test. Restart keeps its state dir, socket
-// and listen address, like a service manager restarting the unit.
+// Jobd is one jobd serve under test. Start after Stop or Kill9 keeps its
+// state dir, socket and listen address, like a service manager restarting
+// the unit.
 type Jobd struct {
 	t        *testing.T
 	StateDir string
@@ -303,13 +304,6 @@ func (d *Jobd) Stop() {
 func (d *Jobd) Kill9() {
 	d.t.Helper()
 	d.proc.kill9(d.t)
-}
-
-// Restart stops jobd with SIGTERM and starts it again on the same state.
-func (d *Jobd) Restart() {
-	d.t.Helper()
-	d.Stop()
-	d.Start()
 }
 
 // jobctl runs jobctl against this jobd with stdin not a terminal and

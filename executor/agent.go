@@ -177,7 +177,8 @@ type Agent struct {
 	log  *slog.Logger
 	host string
 	tr   *transport
-	rep  reporter
+	// reports queues the reports of every run and sends them in batches.
+	reports *reportQueue
 	// httpJobs performs http jobs; it is separate from the jobd transport so
 	// the token never leaves for a job's URL.
 	httpJobs *http.Client
@@ -190,11 +191,11 @@ type Agent struct {
 	// slots holds one token per executing run.
 	slots chan struct{}
 
-	started   atomic.Bool
-	reportCtx context.Context // outlives Run's ctx until the final flush
+	started atomic.Bool
 
 	mu        sync.Mutex
 	id        string        // executor id; empty when not registered
+	idChanged chan struct{} // closed and replaced when id changes
 	heartbeat time.Duration // jobd's heartbeat interval
 	runs      map[string]*run
 	wg        sync.WaitGroup // one per run in runs
@@ -228,8 +229,9 @@ func New(cfg Config) (*Agent, error) {
 		handlers:    make(map[string]HandlerFunc),
 		slots:       make(chan struct{}, cfg.Slots),
 		runs:        make(map[string]*run),
+		idChanged:   make(chan struct{}),
 	}
-	a.rep = &httpReporter{tr: a.tr, log: a.log, executorIDFunc: a.executorID}
+	a.reports = newReportQueue(&httpReporter{tr: a.tr, log: a.log, executorIDFunc: a.waitExecutorID}, a.log)
 	return a, nil
 }
 
@@ -242,19 +244,26 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !a.started.CompareAndSwap(false, true) {
 		return errors.New("executor: Run called twice")
 	}
+	// Reports outlive ctx until the final flush.
 	reportCtx, cancelReports := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelReports()
-	a.reportCtx = reportCtx
+	reportsDone := make(chan struct{})
+	go func() {
+		defer close(reportsDone)
+		a.reports.loop(reportCtx)
+	}()
 
 	a.log.Info("executor starting", "servers", len(a.cfg.Servers), "slots", a.cfg.Slots)
 	err := a.pollLoop(ctx)
-	a.shutdown(cancelReports)
+	a.shutdown(cancelReports, reportsDone)
 	return err
 }
 
 // shutdown drains the agent: it waits for the runs, kills those still going
-// after the grace, flushes their reports and deregisters.
-func (a *Agent) shutdown(cancelReports context.CancelFunc) {
+// after the grace, flushes their reports and deregisters. A run ends once
+// its reports are acknowledged, so when every run ended the report queue is
+// empty.
+func (a *Agent) shutdown(cancelReports context.CancelFunc, reportsDone <-chan struct{}) {
 	a.stopQueued()
 	allDone := make(chan struct{})
 	go func() {
@@ -287,6 +296,7 @@ func (a *Agent) shutdown(cancelReports context.CancelFunc) {
 		}
 	}
 	cancelReports()
+	<-reportsDone
 	a.deregister()
 }
 
@@ -316,6 +326,24 @@ func (a *Agent) executorID() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.id
+}
+
+// waitExecutorID returns the executor id, waiting while the agent is not
+// registered; it fails only when ctx is done.
+func (a *Agent) waitExecutorID(ctx context.Context) (string, error) {
+	for {
+		a.mu.Lock()
+		id, changed := a.id, a.idChanged
+		a.mu.Unlock()
+		if id != "" {
+			return id, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return "", context.Cause(ctx)
+		}
+	}
 }
 
 // heldIDs returns the ids of every run the agent holds: queued, executing,

@@ -1,14 +1,17 @@
 package executor
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -191,23 +194,125 @@ func TestAgent_KillCommand(t *testing.T) {
 
 func TestAgent_ReportRetriedWithSameSeq(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(_ *Config, f *fakeJobd) { f.failReports["r1"] = 2 })
-	b.jobd.assign(commandJob("r1", "echo", "hello"))
-
-	res := b.jobd.result("r1")
-	require.Equal(t, api.RunSucceeded, res.State)
-	reps := b.jobd.runReports("r1")
-	types := make([]string, len(reps))
-	for i, rep := range reps {
-		require.Equal(t, int64(i+1), rep.Seq)
-		types[i] = rep.Type
+	tests := []struct {
+		name     string
+		statuses []int
+	}{
+		{"ServerError", []int{http.StatusInternalServerError, http.StatusInternalServerError}},
+		// A jobd without the batch route, or one that does not know the
+		// executor any more: retried (after registering again).
+		{"NotFound", []int{http.StatusNotFound, http.StatusNotFound}},
 	}
-	require.Equal(t, []string{api.ReportStart, api.ReportLog, api.ReportResult}, types)
-	require.Equal(t, "hello\n", reps[1].Log)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, func(_ *Config, f *fakeJobd) { f.failReports["r1"] = tt.statuses })
+			b.jobd.assign(commandJob("r1", "echo", "hello"))
+
+			res := b.jobd.result("r1")
+			require.Equal(t, api.RunSucceeded, res.State)
+			reps := b.jobd.runReports("r1")
+			types := make([]string, len(reps))
+			for i, rep := range reps {
+				require.Equal(t, int64(i+1), rep.Seq)
+				types[i] = rep.Type
+			}
+			require.Equal(t, []string{api.ReportStart, api.ReportLog, api.ReportResult}, types)
+			require.Equal(t, "hello\n", reps[1].Log)
+
+			b.jobd.mu.Lock()
+			defer b.jobd.mu.Unlock()
+			tries := b.jobd.tries["r1"]
+			require.GreaterOrEqual(t, len(tries), 3)
+			require.Equal(t, int64(1), tries[0][0])
+			require.Equal(t, tries[0], tries[1], "the refused batch is sent again unchanged")
+			require.Equal(t, tries[0], tries[2], "the refused batch is sent again unchanged")
+			require.Equal(t, []int64{1, 2, 3}, slices.Concat(tries[2:]...), "then every report once, in order")
+		})
+	}
+}
+
+func TestAgent_ReportsBatched(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *Config, f *fakeJobd) {
+		c.Slots = 50
+		f.ignoreFreeSlots = true
+	})
+	b.agent.Handle("noop", func(context.Context, *Run) error { return nil })
+	const runs = 200
+	asgs := make([]api.Assignment, runs)
+	for i := range asgs {
+		asgs[i] = handlerJob(fmt.Sprintf("r%03d", i), "noop")
+	}
+	b.jobd.assign(asgs...)
+	for _, asg := range asgs {
+		require.Equal(t, api.RunSucceeded, b.jobd.result(asg.RunID).State)
+	}
 
 	b.jobd.mu.Lock()
 	defer b.jobd.mu.Unlock()
-	require.Equal(t, []int64{1, 1, 1, 2, 3}, b.jobd.tries["r1"], "seq 1 sent until acknowledged, then in order")
+	stored := 0
+	for _, asg := range asgs {
+		reps := b.jobd.reports[asg.RunID]
+		require.Len(t, reps, 2)
+		require.Equal(t, api.ReportStart, reps[0].Type)
+		require.Equal(t, api.ReportResult, reps[1].Type)
+		stored += len(reps)
+	}
+	requests := len(b.jobd.batches)
+	t.Logf("%d reports in %d requests", stored, requests)
+	require.Less(t, requests, stored/2, "reports are sent in batches")
+}
+
+func TestAgent_ReportRefused(t *testing.T) {
+	t.Parallel()
+	hold := make(chan struct{})
+	release := sync.OnceFunc(func() { close(hold) })
+	b := setup(t, func(_ *Config, f *fakeJobd) {
+		f.refuseRuns["bad"] = "run bad: not found"
+		f.holdReports = hold
+	})
+	t.Cleanup(release)
+	b.agent.Handle("noop", func(context.Context, *Run) error { return nil })
+
+	// While jobd holds the first batch, the reports of two more runs queue
+	// up and go in the next batch together.
+	b.jobd.assign(handlerJob("first", "noop"))
+	b.jobd.waitFor("a report request", func() bool { return len(b.jobd.batches) > 0 })
+	b.jobd.assign(handlerJob("ok", "noop"), handlerJob("bad", "noop"))
+	require.Eventually(t, func() bool {
+		queued := queuedResults(b.agent.reports)
+		return queued["ok"] && queued["bad"]
+	}, waitTimeout, time.Millisecond)
+	release()
+
+	require.Equal(t, api.RunSucceeded, b.jobd.result("first").State)
+	require.Equal(t, api.RunSucceeded, b.jobd.result("ok").State)
+	// The refused run is forgotten all the same.
+	require.Eventually(t, func() bool { return b.agent.heldCount() == 0 }, waitTimeout, time.Millisecond)
+
+	b.jobd.mu.Lock()
+	defer b.jobd.mu.Unlock()
+	require.Empty(t, b.jobd.reports["bad"])
+	require.Equal(t, []string{"bad:1", "bad:2"}, b.jobd.refused)
+	var runs []string
+	for _, rr := range b.jobd.batches[1] {
+		runs = append(runs, rr.RunID)
+	}
+	require.Subset(t, runs, []string{"ok", "bad"}, "one batch holds reports refused and accepted")
+}
+
+// queuedResults returns the runs whose result report waits in q.
+func queuedResults(q *reportQueue) map[string]bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	m := map[string]bool{}
+	for _, qr := range q.waiting {
+		if qr.rep.Type == api.ReportResult {
+			m[qr.run.runID] = true
+		}
+	}
+	return m
 }
 
 func TestAgent_ShutdownWaitsForRuns(t *testing.T) {

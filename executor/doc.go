@@ -5,10 +5,21 @@
 // it registers, then long-polls jobd; each poll is also the heartbeat that
 // carries its load (running run ids, free slots). Poll answers hand it runs
 // and commands (kill, drain). It executes at most Config.Slots runs at once
-// and reports each run's start, its output in batches and its result. Every
-// report carries a sequence number and is retried with the same number until
-// jobd acknowledges it, so jobd stores it exactly once. When jobd cannot be
-// reached the agent backs off and tries the next server of Config.Servers.
+// and reports each run's start, its output (cut into log reports every
+// 200ms or 32 KiB) and its result. When jobd cannot be reached the agent
+// backs off and tries the next server of Config.Servers.
+//
+// Reports: the reports of all runs go through one ordered queue, and one
+// goroutine sends them in batches (POST /api/v1/executor/{id}/reports):
+// whenever a batch is acknowledged, the next one holds everything queued
+// meanwhile, up to 1000 reports or about 768 KiB, so a run whose start and
+// result were both queued has them sent together. Every report carries a
+// sequence number, from 1 in each run attempt; a batch jobd did not store
+// is sent again unchanged until it does, so jobd stores each report once
+// and in order. A report jobd refuses for good (an unknown run) is dropped
+// with a warning. A run is forgotten, and leaves the running list of its
+// polls, once its result is acknowledged. The queue is bounded: once full,
+// a job writing output blocks until jobd catches up.
 //
 // Job kinds:
 //

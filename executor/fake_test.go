@@ -32,17 +32,22 @@ type fakeJobd struct {
 	changed chan struct{} // closed and replaced on every change
 
 	// Behaviour, set by tests (under mu once the agent runs).
-	ignoreFreeSlots bool           // hand out every pending assignment at once
-	failReports     map[string]int // run id → report requests to answer 500
-	unknownPolls    int            // polls to answer 404
+	ignoreFreeSlots bool              // hand out every pending assignment at once
+	failReports     map[string][]int  // run id → statuses for the next report requests holding its reports
+	refuseRuns      map[string]string // run id → error refusing each of its reports in a batch
+	maxBatch        int               // answer 413 to batches of more reports; 0: no limit
+	holdReports     chan struct{}     // report requests wait until it is closed, when set
+	unknownPolls    int               // polls to answer 404
 
 	pending  []api.Assignment
 	commands []api.Command
 
 	registers    []api.RegisterRequest
 	polls        []api.PollRequest
+	batches      [][]api.RunReport       // every report request, answered or not
 	reports      map[string][]api.Report // stored, in order, once each
-	tries        map[string][]int64      // run id → seq of every report request
+	tries        map[string][][]int64    // run id → seqs of the run in every report request
+	refused      []string                // "RUN:SEQ" of the reports refused for good
 	deregistered int
 	pollsAborted int      // polls the agent gave up while jobd held them
 	events       []string // "register", "start:RUN", "result:RUN", "deregister"
@@ -53,15 +58,20 @@ func newFakeJobd(t *testing.T) *fakeJobd {
 	f := &fakeJobd{
 		t:           t,
 		changed:     make(chan struct{}),
-		failReports: map[string]int{},
+		failReports: map[string][]int{},
+		refuseRuns:  map[string]string{},
 		reports:     map[string][]api.Report{},
-		tries:       map[string][]int64{},
+		tries:       map[string][][]int64{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/executor/register", f.handleRegister)
 	mux.HandleFunc("POST /api/v1/executor/{id}/poll", f.handlePoll)
 	mux.HandleFunc("POST /api/v1/executor/{id}/deregister", f.handleDeregister)
-	mux.HandleFunc("POST /api/v1/runs/{id}/report", f.handleReport)
+	mux.HandleFunc("POST /api/v1/executor/{id}/reports", f.handleReports)
+	mux.HandleFunc("POST /api/v1/runs/{id}/report", func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("report sent alone to %s instead of in a batch", r.URL.Path)
+		writeJSON(w, http.StatusGone, api.ErrorBody{Error: "send batches"})
+	})
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f
@@ -239,30 +249,70 @@ func (f *fakeJobd) handleDeregister(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
-func (f *fakeJobd) handleReport(w http.ResponseWriter, r *http.Request) {
-	var rep api.Report
-	if !f.decode(w, r, &rep) {
+// handleReports stores a batch of reports like jobd: all or nothing, each
+// report acknowledged or refused on its own.
+func (f *fakeJobd) handleReports(w http.ResponseWriter, r *http.Request) {
+	var batch api.ReportBatch
+	if !f.decode(w, r, &batch) {
 		return
 	}
-	id := r.PathValue("id")
+	if id := r.PathValue("id"); id != "ex-1" {
+		f.t.Errorf("reports of executor %q", id)
+	}
+	f.mu.Lock()
+	f.batches = append(f.batches, batch.Reports)
+	hold := f.holdReports
+	f.notifyLocked()
+	f.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+			return
+		}
+	}
+
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.tries[id] = append(f.tries[id], rep.Seq)
-	f.notifyLocked()
-	if f.failReports[id] > 0 {
-		f.failReports[id]--
-		writeJSON(w, http.StatusInternalServerError, api.ErrorBody{Error: "store unavailable"})
+	defer f.notifyLocked()
+	seqs := map[string][]int64{} // of each run in this request
+	for _, rr := range batch.Reports {
+		seqs[rr.RunID] = append(seqs[rr.RunID], rr.Seq)
+	}
+	status := 0
+	for id, s := range seqs {
+		f.tries[id] = append(f.tries[id], s)
+		if st := f.failReports[id]; len(st) > 0 {
+			status, f.failReports[id] = st[0], st[1:]
+		}
+	}
+	if status == 0 && f.maxBatch > 0 && len(batch.Reports) > f.maxBatch {
+		status = http.StatusRequestEntityTooLarge
+	}
+	if status != 0 {
+		writeJSON(w, status, api.ErrorBody{Error: http.StatusText(status)})
 		return
+	}
+	resp := api.ReportBatchResponse{Results: make([]api.ReportResponse, len(batch.Reports))}
+	for i, rr := range batch.Reports {
+		resp.Results[i] = f.storeLocked(rr.RunID, rr.Report)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// storeLocked stores one report of a batch, once.
+func (f *fakeJobd) storeLocked(id string, rep api.Report) api.ReportResponse {
+	if msg, ok := f.refuseRuns[id]; ok {
+		f.refused = append(f.refused, fmt.Sprintf("%s:%d", id, rep.Seq))
+		return api.ReportResponse{Error: msg}
 	}
 	stored := f.reports[id]
 	if rep.Seq <= int64(len(stored)) {
-		writeJSON(w, http.StatusOK, api.ReportResponse{OK: true, Duplicate: true})
-		return
+		return api.ReportResponse{OK: true, Duplicate: true}
 	}
 	if rep.Seq != int64(len(stored))+1 {
 		f.t.Errorf("run %s: report seq %d after seq %d", id, rep.Seq, len(stored))
-		writeJSON(w, http.StatusConflict, api.ErrorBody{Error: "seq out of order"})
-		return
+		return api.ReportResponse{Error: "seq out of order"}
 	}
 	if rep.ExecutorID != "ex-1" {
 		f.t.Errorf("run %s: report from executor %q", id, rep.ExecutorID)
@@ -272,7 +322,7 @@ func (f *fakeJobd) handleReport(w http.ResponseWriter, r *http.Request) {
 	case api.ReportStart, api.ReportResult:
 		f.events = append(f.events, rep.Type+":"+id)
 	}
-	writeJSON(w, http.StatusOK, api.ReportResponse{OK: true})
+	return api.ReportResponse{OK: true}
 }
 
 func (f *fakeJobd) decode(w http.ResponseWriter, r *http.Request, v any) bool {

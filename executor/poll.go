@@ -127,6 +127,8 @@ func (a *Agent) setID(id string, heartbeat time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.id, a.heartbeat = id, heartbeat
+	close(a.idChanged)
+	a.idChanged = make(chan struct{})
 }
 
 // pollWait is the wait asked of jobd: PollWait, but no longer than the

@@ -5,157 +5,161 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/jobd/jobd/api"
 )
 
-// Log batching: a log report is sent when logBatchMax bytes are buffered, or
-// logFlushInterval after the first byte of a batch, whichever comes first.
+// Log batching: a log report is queued when logBatchMax bytes are buffered,
+// or logFlushInterval after the first byte of a batch, whichever comes
+// first.
 const (
 	logFlushInterval = 200 * time.Millisecond
 	logBatchMax      = 32 << 10
 )
 
-// reportQueueLen bounds the reports of one run waiting to be sent. When jobd
-// is slow the queue fills, the log writer blocks and so does the process
-// writing its output: memory stays bounded.
-const reportQueueLen = 64
-
 // errLogClosed is returned by writes to the log of a run that ended.
 var errLogClosed = errors.New("run log closed: the run has ended")
 
-// reporter delivers the reports of runs to jobd. Send returns nil once rep
-// is acknowledged, retrying with the same Seq until then; it returns an
-// error only when ctx is done or jobd refused the report for good. Callers
-// send the reports of one run one at a time, in Seq order.
+// reporter delivers batches of run reports to jobd. Send returns one
+// response per report of batch, in the same order, once the batch is
+// acknowledged, retrying the whole batch until then; a response that is not
+// OK is a report refused for good. Send returns an error only when ctx is
+// done or the whole batch was refused for good. The reports of one run are
+// in Seq order within a batch and the caller sends one batch at a time, so
+// Seq order holds across batches too. Send may set the reports' ExecutorID.
 //
-// A spooling reporter that stores reports on disk when no jobd answers
-// implements the same interface and returns once the report is stored.
+// A spooling reporter that stores batches on disk when no jobd answers
+// implements the same interface and acknowledges a batch once it is stored.
 type reporter interface {
-	Send(ctx context.Context, runID string, rep api.Report) error
+	Send(ctx context.Context, batch []api.RunReport) ([]api.ReportResponse, error)
 }
 
-// httpReporter sends reports straight to jobd.
+// httpReporter sends batches of reports straight to jobd, to POST
+// /api/v1/executor/{id}/reports.
 type httpReporter struct {
-	tr             *transport
-	log            *slog.Logger
-	executorIDFunc func() string
+	tr  *transport
+	log *slog.Logger
+	// executorIDFunc returns the executor id, waiting while the agent is not
+	// registered; it fails only when ctx is done.
+	executorIDFunc func(ctx context.Context) (string, error)
 }
 
-// Send implements reporter.
-func (h *httpReporter) Send(ctx context.Context, runID string, rep api.Report) error {
-	path := "/runs/" + url.PathEscape(runID) + "/report"
+// Send implements reporter. A batch jobd finds too large (413) is split in
+// halves, sent one after the other; a single report too large is refused.
+func (h *httpReporter) Send(ctx context.Context, batch []api.RunReport) ([]api.ReportResponse, error) {
+	res, err := h.send(ctx, batch)
+	if !isTooLarge(err) {
+		return res, err
+	}
+	if len(batch) == 1 {
+		return []api.ReportResponse{{Error: err.Error()}}, nil
+	}
+	h.log.Warn("jobd refused a batch of reports as too large; splitting it (is its max_body_bytes small?)",
+		"reports", len(batch), "err", err)
+	half := len(batch) / 2
+	first, err := h.Send(ctx, batch[:half])
+	if err != nil {
+		return nil, err
+	}
+	rest, err := h.Send(ctx, batch[half:])
+	if err != nil {
+		return nil, err
+	}
+	return append(first, rest...), nil
+}
+
+// send posts batch until jobd acknowledges it. Every try is stamped with
+// the current executor id: the agent may have registered again. A 404 is
+// retried like a transport error: it comes from a jobd without the batch
+// route (one being upgraded, behind a load balancer) or, from a jobd that
+// checks the id, until the poll loop has registered again.
+func (h *httpReporter) send(ctx context.Context, batch []api.RunReport) ([]api.ReportResponse, error) {
 	bo := newBackoff()
 	for try := 1; ; try++ {
-		// Stamp the current id: the executor may have registered again.
-		rep.ExecutorID = h.executorIDFunc()
-		var err error
-		if rep.ExecutorID == "" {
-			err = errors.New("not registered")
-		} else {
-			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-			var ack api.ReportResponse
-			err = h.tr.post(ctx, path, &rep, &ack)
+		id, err := h.executorIDFunc(ctx)
+		if err == nil {
+			for i := range batch {
+				batch[i].ExecutorID = id
+			}
+			var resp api.ReportBatchResponse
+			rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			err = h.tr.post(rctx, "/executor/"+url.PathEscape(id)+"/reports", &api.ReportBatch{Reports: batch}, &resp)
 			cancel()
 			if err == nil {
-				return nil
+				if len(resp.Results) == len(batch) {
+					return resp.Results, nil
+				}
+				// Resending is safe: reports are idempotent.
+				err = fmt.Errorf("jobd answered %d results for %d reports", len(resp.Results), len(batch))
 			}
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("report %s seq %d: %w", rep.Type, rep.Seq, context.Cause(ctx))
+			return nil, fmt.Errorf("send %d reports: %w", len(batch), context.Cause(ctx))
 		}
-		if !isRetryable(err) {
-			return fmt.Errorf("report %s seq %d: %w", rep.Type, rep.Seq, err)
+		if !isRetryable(err) && !isNotFound(err) {
+			return nil, fmt.Errorf("send %d reports: %w", len(batch), err)
 		}
-		h.log.Debug("report not acknowledged; retrying", logKeyRun, runID, "seq", rep.Seq, "try", try, "err", err)
+		if try == 1 {
+			h.log.Warn("jobd did not acknowledge reports; retrying", "reports", len(batch), "err", err)
+		} else {
+			h.log.Debug("reports still not acknowledged; retrying", "reports", len(batch), "try", try, "err", err)
+		}
 		if !sleepCtx(ctx, bo.delay()) {
-			return fmt.Errorf("report %s seq %d: %w", rep.Type, rep.Seq, context.Cause(ctx))
+			return nil, fmt.Errorf("send %d reports: %w", len(batch), context.Cause(ctx))
 		}
 	}
 }
 
-// runReports numbers the reports of one run attempt from 1 and sends them in
-// order through a reporter, from its own goroutine (loop).
-type runReports struct {
-	ctx     context.Context
-	rep     reporter
-	log     *slog.Logger
-	runID   string
-	attempt int
-	queue   chan api.Report
-	done    chan struct{} // closed when loop returned
-	dropped atomic.Bool   // set by discard: jobd no longer wants them
-
-	mu     sync.Mutex
-	seq    int64
-	closed bool
+// isTooLarge reports whether jobd refused a request as too large.
+func isTooLarge(err error) bool {
+	var se *statusError
+	return errors.As(err, &se) && se.Status == http.StatusRequestEntityTooLarge
 }
 
-func newRunReports(ctx context.Context, rep reporter, log *slog.Logger, runID string, attempt int) *runReports {
-	return &runReports{
-		ctx:     ctx,
-		rep:     rep,
-		log:     log,
-		runID:   runID,
-		attempt: attempt,
-		queue:   make(chan api.Report, reportQueueLen),
-		done:    make(chan struct{}),
-	}
+// reportOverhead is more than the JSON of a run report takes besides its
+// run id, log and error: field names, numbers, time, type, state and
+// executor id.
+const reportOverhead = 256
+
+// reportSize is about the size of a run report in the JSON of a batch, a
+// little more rather than less.
+func reportSize(runID string, rep *api.Report) int {
+	return reportOverhead + jsonStringLen(runID) + jsonStringLen(rep.Log) + jsonStringLen(rep.Error)
 }
 
-// add numbers rep and queues it; it blocks while the queue is full. Reports
-// added after close, or once loop gave up, are dropped.
-func (q *runReports) add(rep api.Report) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		return
-	}
-	q.seq++
-	rep.Seq = q.seq
-	rep.Attempt = q.attempt
-	select {
-	case q.queue <- rep:
-	case <-q.done:
-	}
-}
-
-// close ends the queue; loop returns once the queued reports are sent.
-func (q *runReports) close() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if !q.closed {
-		q.closed = true
-		close(q.queue)
-	}
-}
-
-// discard drops the run's reports from now on.
-func (q *runReports) discard() { q.dropped.Store(true) }
-
-// loop sends the queued reports in order until the queue is closed and
-// empty, or ctx is done.
-func (q *runReports) loop() {
-	defer close(q.done)
-	for rep := range q.queue {
-		if q.dropped.Load() {
+// jsonStringLen returns the length of s encoded as a JSON string by
+// encoding/json: quoted, with escapes (HTML characters included) and every
+// byte of invalid UTF-8 replaced by \ufffd.
+func jsonStringLen(s string) int {
+	n := 2
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			switch {
+			case b == '"', b == '\\', b == '\n', b == '\r', b == '\t', b == '\b', b == '\f':
+				n += 2
+			case b < 0x20, b == '<', b == '>', b == '&':
+				n += 6 // \u00XX
+			default:
+				n++
+			}
+			i++
 			continue
 		}
-		err := q.rep.Send(q.ctx, q.runID, rep)
-		if err == nil {
-			continue
+		c, size := utf8.DecodeRuneInString(s[i:])
+		if (c == utf8.RuneError && size == 1) || c == '\u2028' || c == '\u2029' {
+			n += 6
+		} else {
+			n += size
 		}
-		if q.ctx.Err() != nil {
-			q.log.Error("run reports not delivered", "from_seq", rep.Seq, "err", err)
-			return
-		}
-		q.log.Warn("jobd refused a run report; dropping it", "seq", rep.Seq, "err", err)
+		i += size
 	}
+	return n
 }
 
 // logWriter batches a run's output into log reports. It is safe for
@@ -173,7 +177,8 @@ func newLogWriter(reports *runReports) *logWriter {
 	return &logWriter{reports: reports}
 }
 
-// Write implements io.Writer. It blocks while the run's report queue is full.
+// Write implements io.Writer. It blocks while the agent's report queue is
+// full.
 func (w *logWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

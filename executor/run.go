@@ -86,7 +86,7 @@ func (a *Agent) accept(asg api.Assignment) {
 		ctx:    ctx,
 		cancel: cancel,
 	}
-	r.reports = newRunReports(a.reportCtx, a.rep, r.log, asg.RunID, asg.Attempt)
+	r.reports = a.reports.newRun(r.log, asg.RunID, asg.Attempt)
 	r.output = newLogWriter(r.reports)
 
 	a.mu.Lock()
@@ -105,7 +105,6 @@ func (a *Agent) accept(asg api.Assignment) {
 // runLifecycle executes a run, reports its result and forgets it once every
 // report is delivered.
 func (a *Agent) runLifecycle(r *run) {
-	go r.reports.loop()
 	out := a.execute(r)
 
 	a.mu.Lock()

@@ -2,7 +2,11 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -104,27 +108,63 @@ func TestUTF8Cut(t *testing.T) {
 	}
 }
 
-// recordingReporter acknowledges every report and records it.
+// recordingReporter acknowledges every report and records each batch. When
+// gate is set, each batch waits for a token from it first.
 type recordingReporter struct {
-	mu   sync.Mutex
-	reps []api.Report
-	sent chan struct{}
+	gate    chan struct{}
+	mu      sync.Mutex
+	batches [][]api.RunReport
+	sent    chan struct{}
 }
 
-func (r *recordingReporter) Send(_ context.Context, _ string, rep api.Report) error {
+func (r *recordingReporter) Send(ctx context.Context, batch []api.RunReport) ([]api.ReportResponse, error) {
+	if r.gate != nil {
+		select {
+		case <-r.gate:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
 	r.mu.Lock()
-	r.reps = append(r.reps, rep)
+	r.batches = append(r.batches, slices.Clone(batch))
 	r.mu.Unlock()
 	r.sent <- struct{}{}
-	return nil
+	res := make([]api.ReportResponse, len(batch))
+	for i := range res {
+		res[i].OK = true
+	}
+	return res, nil
+}
+
+// reports returns the reports received, in order.
+func (r *recordingReporter) reports() []api.RunReport {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Concat(r.batches...)
+}
+
+// startQueue runs a report queue sending through rep until the test ends.
+func startQueue(t *testing.T, rep reporter) *reportQueue {
+	t.Helper()
+	q := newReportQueue(rep, testLogger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		q.loop(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return q
 }
 
 func TestLogWriter(t *testing.T) {
 	t.Parallel()
 	rec := &recordingReporter{sent: make(chan struct{}, 100)}
-	q := newRunReports(context.Background(), rec, testLogger(t), "r1", 1)
-	go q.loop()
-	w := newLogWriter(q)
+	r := startQueue(t, rec).newRun(testLogger(t), "r1", 1)
+	w := newLogWriter(r)
 
 	// A small write is flushed on its own after a while.
 	_, err := w.Write([]byte("small"))
@@ -135,7 +175,7 @@ func TestLogWriter(t *testing.T) {
 		t.Fatal("small write never flushed")
 	}
 
-	// A big write is cut into batches of at most logBatchMax bytes, each
+	// A big write is cut into reports of at most logBatchMax bytes, each
 	// valid UTF-8.
 	big := strings.Repeat("é", logBatchMax) // 2 bytes each
 	_, err = w.Write([]byte(big))
@@ -143,24 +183,202 @@ func TestLogWriter(t *testing.T) {
 	require.NoError(t, w.Close())
 	_, err = w.Write([]byte("late"))
 	require.ErrorIs(t, err, errLogClosed)
-	q.close()
-	<-q.done
+	r.close()
+	<-r.done
 
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	require.Equal(t, "small", rec.reps[0].Log)
+	reps := rec.reports()
+	require.Equal(t, "small", reps[0].Log)
 	var all strings.Builder
-	for i, rep := range rec.reps {
+	for i, rep := range reps {
+		require.Equal(t, "r1", rep.RunID)
 		require.Equal(t, int64(i+1), rep.Seq)
+		require.Equal(t, 1, rep.Attempt)
 		require.Equal(t, api.ReportLog, rep.Type)
 		require.LessOrEqual(t, len(rep.Log), logBatchMax)
-		require.True(t, utf8.ValidString(rep.Log), "batch %d", i)
+		require.True(t, utf8.ValidString(rep.Log), "report %d", i)
 		if i > 0 {
 			all.WriteString(rep.Log)
 		}
 	}
 	require.Equal(t, big, all.String())
-	require.GreaterOrEqual(t, len(rec.reps), 3)
+	require.GreaterOrEqual(t, len(reps), 3)
+}
+
+// waitTaken waits until the sender of q took every waiting report.
+func waitTaken(t *testing.T, q *reportQueue) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return len(q.waiting) == 0
+	}, waitTimeout, time.Millisecond)
+}
+
+func TestReportQueue(t *testing.T) {
+	t.Parallel()
+	rec := &recordingReporter{gate: make(chan struct{}), sent: make(chan struct{}, 100)}
+	q := startQueue(t, rec)
+	q.mu.Lock()
+	q.maxLen = 3
+	q.mu.Unlock()
+	r1 := q.newRun(testLogger(t), "r1", 1)
+	r2 := q.newRun(testLogger(t), "r2", 2)
+	logRep := func(s string) api.Report { return api.Report{Type: api.ReportLog, Log: s} }
+	waitBlocked := func(n int) {
+		t.Helper()
+		require.Eventually(t, func() bool {
+			q.mu.Lock()
+			defer q.mu.Unlock()
+			return q.adders == n
+		}, waitTimeout, time.Millisecond)
+	}
+
+	// The sender takes the first report and waits at the gate with it; two
+	// more fill the queue and the next log report waits for room.
+	r1.add(api.Report{Type: api.ReportStart})
+	waitTaken(t, q)
+	r1.add(logRep("a"))
+	r2.add(api.Report{Type: api.ReportStart})
+	added := make(chan struct{})
+	go func() {
+		r1.add(logRep("b"))
+		close(added)
+	}()
+	waitBlocked(1)
+	// Start and result reports never wait.
+	r2.add(api.Report{Type: api.ReportResult})
+	r2.close()
+	select {
+	case <-added:
+		t.Fatal("a log report was queued beyond the limit")
+	default:
+	}
+
+	// The first batch is acknowledged, and the next one takes everything
+	// queued meanwhile; the result of r2 went over the limit, so the log
+	// report still waits until that batch is acknowledged too.
+	rec.gate <- struct{}{}
+	waitTaken(t, q)
+	waitBlocked(1)
+	rec.gate <- struct{}{}
+	<-added
+	r1.add(api.Report{Type: api.ReportResult})
+	r1.close()
+	close(rec.gate)
+	<-r1.done
+	<-r2.done
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var got [][]string
+	for _, b := range rec.batches {
+		var ids []string
+		for _, rr := range b {
+			ids = append(ids, fmt.Sprintf("%s:%d:%s%s", rr.RunID, rr.Seq, rr.Type, rr.Log))
+		}
+		got = append(got, ids)
+	}
+	require.Equal(t, []string{"r1:1:start"}, got[0])
+	require.Equal(t, []string{"r1:2:loga", "r2:1:start", "r2:2:result"}, got[1],
+		"everything queued while a batch was in flight goes in the next one")
+	require.Equal(t, []string{
+		"r1:1:start", "r1:2:loga", "r2:1:start", "r2:2:result", "r1:3:logb", "r1:4:result",
+	}, slices.Concat(got...))
+}
+
+func TestReportQueue_BatchLimits(t *testing.T) {
+	t.Parallel()
+	rec := &recordingReporter{gate: make(chan struct{}), sent: make(chan struct{}, 100)}
+	q := startQueue(t, rec)
+	q.mu.Lock()
+	q.batchLen = 3
+	q.batchBytes = 5 * reportOverhead
+	q.mu.Unlock()
+	r := q.newRun(testLogger(t), "r", 1)
+	r.add(api.Report{Type: api.ReportStart})
+	waitTaken(t, q)
+	for range 5 {
+		r.add(api.Report{Type: api.ReportLog, Log: "x"})
+	}
+	r.add(api.Report{Type: api.ReportLog, Log: strings.Repeat("y", 600)})
+	r.add(api.Report{Type: api.ReportLog, Log: strings.Repeat("z", 2000)})
+	r.add(api.Report{Type: api.ReportResult})
+	r.close()
+	close(rec.gate)
+	<-r.done
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var sizes []int
+	for _, b := range rec.batches {
+		sizes = append(sizes, len(b))
+	}
+	// [start] alone in flight, then 3 x (the count limit), 2 x (y is over
+	// the bytes limit), y (so is z), z alone although over the limit, and
+	// the result.
+	require.Equal(t, []int{1, 3, 2, 1, 1, 1}, sizes)
+	for i, rr := range slices.Concat(rec.batches...) {
+		require.Equal(t, int64(i+1), rr.Seq)
+	}
+}
+
+func TestReportQueue_Discard(t *testing.T) {
+	t.Parallel()
+	rec := &recordingReporter{gate: make(chan struct{}), sent: make(chan struct{}, 100)}
+	q := startQueue(t, rec)
+	keep := q.newRun(testLogger(t), "keep", 1)
+	lost := q.newRun(testLogger(t), "lost", 1)
+	keep.add(api.Report{Type: api.ReportStart})
+	waitTaken(t, q) // in flight at the gate
+	lost.add(api.Report{Type: api.ReportStart})
+	keep.add(api.Report{Type: api.ReportResult})
+	lost.discard()
+	lost.add(api.Report{Type: api.ReportResult})
+	lost.close()
+	keep.close()
+	close(rec.gate)
+	<-keep.done
+	<-lost.done
+	for _, rr := range rec.reports() {
+		require.Equal(t, "keep", rr.RunID)
+	}
+}
+
+func TestHTTPReporter_SplitsTooLarge(t *testing.T) {
+	t.Parallel()
+	f := newFakeJobd(t)
+	f.maxBatch = 2
+	h := &httpReporter{
+		tr:             newTransport([]string{f.srv.URL}, "test-token", &http.Client{}),
+		log:            testLogger(t),
+		executorIDFunc: func(context.Context) (string, error) { return "ex-1", nil },
+	}
+	batch := make([]api.RunReport, 5)
+	for i := range batch {
+		batch[i] = api.RunReport{RunID: "r1", Report: api.Report{Attempt: 1, Seq: int64(i + 1), Type: api.ReportLog, Log: "x"}}
+	}
+	res, err := h.Send(context.Background(), batch)
+	require.NoError(t, err)
+	require.Len(t, res, 5)
+	for _, r := range res {
+		require.True(t, r.OK)
+	}
+	require.Len(t, f.runReports("r1"), 5)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.Equal(t, [][]int64{{1, 2, 3, 4, 5}, {1, 2}, {3, 4, 5}, {3}, {4, 5}}, f.tries["r1"])
+}
+
+func TestJSONStringLen(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{
+		"", "plain", `"quoted" \ back`, "tab\tnew\nline\r\b\f", "\x00\x01\x1f",
+		"<html> & </html>", "é€😀", "\u2028\u2029", "bad \xff\xfe utf-8 \xe2\x82", strings.Repeat("é", 1000),
+	} {
+		b, err := json.Marshal(s)
+		require.NoError(t, err)
+		require.Equal(t, len(b), jsonStringLen(s), "%q", s)
+	}
 }
 
 func TestTransport_Errors(t *testing.T) {

@@ -3,6 +3,8 @@ package schedule
 import (
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/adhocore/gronx"
@@ -24,8 +26,9 @@ var (
 	maxInstant = maxWall + 2*secondsPerDay
 )
 
-// transitionReach bounds how far (seconds) a zone transition can move the
-// wall clock; real ones move it by at most a day.
+// transitionReach bounds (seconds) how far a wall time is from its instant
+// (UTC offsets stay within ±15h) and how far a zone transition moves the
+// wall clock (at most a day, Samoa 2011).
 const transitionReach = 2 * secondsPerDay
 
 // parseCron validates expr and compiles it for loc.
@@ -40,7 +43,7 @@ func parseCron(expr string, loc *time.Location) (*CronSchedule, error) {
 		switch {
 		case macro == "@midnight":
 			src = "0 0 * * *"
-		case strings.HasPrefix(macro, "@every"):
+		case macro == "@every" || strings.HasPrefix(macro, "@every "):
 			return nil, fmt.Errorf("%w: @every is not cron syntax; use the every schedule kind", ErrInvalidCron)
 		default:
 			if _, err := gronx.Segments(text); err != nil {
@@ -48,11 +51,37 @@ func parseCron(expr string, loc *time.Location) (*CronSchedule, error) {
 			}
 		}
 	}
-	m, err := compile(src)
+	m, err := compileCached(src)
 	if err != nil {
 		return nil, err
 	}
 	return &CronSchedule{expr: text, loc: loc, m: m}, nil
+}
+
+// compiledCache shares matchers between schedules with the same expression
+// (jobs mostly use a few): a matcher is immutable but for its day-mask
+// cache, which is safe to share. It stops growing at maxCompiledCache
+// entries, so distinct expressions cannot exhaust memory.
+var (
+	compiledCache sync.Map // string -> *matcher
+	compiledCount atomic.Int64
+)
+
+const maxCompiledCache = 4096
+
+// compileCached is compile with compiledCache in front.
+func compileCached(src string) (*matcher, error) {
+	if m, ok := compiledCache.Load(src); ok {
+		return m.(*matcher), nil
+	}
+	m, err := compile(src)
+	if err != nil {
+		return nil, err
+	}
+	if compiledCount.Add(1) <= maxCompiledCache {
+		compiledCache.Store(src, m)
+	}
+	return m, nil
 }
 
 // Expr returns the cron expression as written (whitespace collapsed).
@@ -71,7 +100,10 @@ func (s *CronSchedule) String() string { return "cron " + s.expr + " " + s.loc.S
 // Next returns the first fire time strictly after t, in UTC, and false if
 // there is none before year 10000.
 func (s *CronSchedule) Next(t time.Time) (time.Time, bool) {
-	u, ok := s.next(t.Unix() + 1) // fire times are whole seconds
+	if !t.Before(maxTime) {
+		return time.Time{}, false
+	}
+	u, ok := s.next(max(t.Unix(), minInstant) + 1) // fire times are whole seconds
 	if !ok {
 		return time.Time{}, false
 	}
@@ -81,7 +113,10 @@ func (s *CronSchedule) Next(t time.Time) (time.Time, bool) {
 // Prev returns the last fire time strictly before t, in UTC, and false if
 // there is none after year 1.
 func (s *CronSchedule) Prev(t time.Time) (time.Time, bool) {
-	to := t.Unix()
+	if t.Before(minTime) {
+		return time.Time{}, false
+	}
+	to := min(t.Unix(), maxInstant)
 	if t.Nanosecond() == 0 {
 		to--
 	}
@@ -97,8 +132,8 @@ func (s *CronSchedule) Prev(t time.Time) (time.Time, bool) {
 // by adding off, monotonically.
 type period struct{ start, end, off int64 }
 
-// period returns the zone period holding instant u.
-func (s *CronSchedule) period(u int64) period {
+// periodAt returns the zone period holding instant u.
+func (s *CronSchedule) periodAt(u int64) period {
 	p := period{start: minInstant, end: maxInstant}
 	if s.loc == time.UTC {
 		return p
@@ -150,6 +185,9 @@ func (s *CronSchedule) transition(p period) (repeatBelow int64, gapFire bool) {
 	if s.m.everyHour || p.start <= minInstant {
 		return repeatBelow, false
 	}
+	// The previous period is taken to be the one just before p.start. Go
+	// also splits periods where the offset does not change (see periodAt);
+	// no real transition lies within transitionReach of such a split.
 	prevOff := s.offsetAt(p.start - 1)
 	switch {
 	case prevOff > p.off:
@@ -164,7 +202,14 @@ func (s *CronSchedule) transition(p period) (repeatBelow int64, gapFire bool) {
 func (s *CronSchedule) next(from int64) (int64, bool) {
 	from = max(from, minInstant)
 	for from < maxInstant {
-		p := s.period(from)
+		// Skip stretches without any matching wall time: a fire's wall
+		// time is within transitionReach of its instant.
+		w, ok := s.m.nextWall(from-transitionReach, maxWall)
+		if !ok {
+			return 0, false
+		}
+		from = max(from, w-transitionReach)
+		p := s.periodAt(from)
 		lo := from + p.off
 		if from-p.start < transitionReach {
 			repeatBelow, gapFire := s.transition(p)
@@ -185,7 +230,12 @@ func (s *CronSchedule) next(from int64) (int64, bool) {
 func (s *CronSchedule) prev(to int64) (int64, bool) {
 	to = min(to, maxInstant-1)
 	for to >= minInstant {
-		p := s.period(to)
+		w, ok := s.m.prevWall(minWall, to+transitionReach)
+		if !ok {
+			return 0, false
+		}
+		to = min(to, w+transitionReach)
+		p := s.periodAt(to)
 		repeatBelow, gapFire := s.transition(p)
 		lo := max(p.start+p.off, repeatBelow)
 		if w, ok := s.m.prevWall(lo, to+p.off); ok {
@@ -205,7 +255,7 @@ func (s *CronSchedule) count(lo, hi int64) int64 {
 	lo, hi = max(lo, minInstant), min(hi, maxInstant-1)
 	var n int64
 	for lo <= hi {
-		p := s.period(lo)
+		p := s.periodAt(lo)
 		wlo := lo + p.off
 		if lo-p.start < transitionReach {
 			repeatBelow, gapFire := s.transition(p)

@@ -67,8 +67,13 @@
 //
 // # Cost
 //
-// Next and Prev cost about a microsecond for common expressions. Times
-// counts by arithmetic (per day and month for cron, per grid index for
-// every), so counting a day of a per-second cron (86,400 fires) or a century
-// of one costs microseconds; only the times it returns are enumerated.
+// Next and Prev take well under a microsecond for common expressions.
+// Times counts without listing (per grid index for every; per zone period,
+// month and day for cron): a day of a per-second cron (86,400 fires)
+// counts in about 0.2µs and a century of an hourly cron in a DST zone in
+// about 0.1ms; only the times it returns are enumerated (a day of a
+// per-second cron, all 86,400, in about 20ms). Parse caches compiled
+// expressions, so parsing the many jobs that share one is cheap; compiling
+// a new one takes tens of microseconds (about a millisecond with a year
+// field, whose 9,999 values gronx is asked about).
 package schedule

@@ -28,6 +28,8 @@ func TestParse_Valid(t *testing.T) {
 		{"CronMacroMidnight", Spec{Cron: "@midnight"}, "cron @midnight UTC"},
 		{"CronMacroUpper", Spec{Cron: "@HOURLY"}, "cron @HOURLY UTC"},
 		{"CronKindCase", Spec{Kind: " Cron ", Cron: "@weekly"}, "cron @weekly UTC"},
+		{"CronGronxMacroEverySecond", Spec{Cron: "@everysecond"}, "cron @everysecond UTC"},
+		{"CronGronxMacroFiveMinutes", Spec{Cron: "@5minutes"}, "cron @5minutes UTC"},
 		{"CronQuestionMark", Spec{Cron: "0 0 ? * MON"}, "cron 0 0 ? * MON UTC"},
 		{"EveryAnchor", Spec{Kind: KindEvery, Every: time.Hour, Anchor: anchor}, "every 1h0m0s from 2026-01-01T08:10:00.000Z"},
 		{"EveryDefaultAnchor", Spec{Every: 90 * time.Second}, "every 1m30s from 1970-01-01T00:00:00.000Z"},
@@ -85,6 +87,8 @@ func TestParse_InvalidCron(t *testing.T) {
 		{"0 0 0 1 1 * 20L", ""},
 		{"@every 5m", `cron "@every 5m": invalid expression: @every is not cron syntax; use the every schedule kind`},
 		{"@fortnightly", ""},
+		{"@every", ""},
+		{"@daily 5", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.expr, func(t *testing.T) {

@@ -153,16 +153,15 @@ func Parse(s Spec) (Schedule, error) {
 // kind returns the kind s declares or implies, and rejects fields that
 // belong to another kind.
 func (s Spec) kind() (string, error) {
-	type field struct {
-		name, kind, value string
-		set               bool
-	}
-	fields := []field{
-		{"cron", KindCron, s.Cron, s.Cron != ""},
-		{"every", KindEvery, s.Every.String(), s.Every != 0},
-		{"anchor", KindEvery, s.Anchor.Format(timeLayout), !s.Anchor.IsZero()},
-		{"delay", KindDelay, s.Delay.String(), s.Delay != 0},
-		{"at", KindAt, s.At.Format(timeLayout), !s.At.IsZero()},
+	fields := []struct {
+		name, kind string
+		set        bool
+	}{
+		{"cron", KindCron, s.Cron != ""},
+		{"every", KindEvery, s.Every != 0},
+		{"anchor", KindEvery, !s.Anchor.IsZero()},
+		{"delay", KindDelay, s.Delay != 0},
+		{"at", KindAt, !s.At.IsZero()},
 	}
 	kind := strings.ToLower(strings.TrimSpace(s.Kind))
 	switch kind {
@@ -186,11 +185,28 @@ func (s Spec) kind() (string, error) {
 	}
 	for _, f := range fields {
 		if f.set && f.kind != kind {
-			return "", &FieldError{Field: f.name, Value: f.value,
+			return "", &FieldError{Field: f.name, Value: s.value(f.name),
 				Err: fmt.Errorf("%w to kind %s", ErrNotApplicable, kind)}
 		}
 	}
 	return kind, nil
+}
+
+// value renders a field of s as the user wrote it, for a FieldError.
+func (s Spec) value(field string) string {
+	switch field {
+	case "cron":
+		return s.Cron
+	case "every":
+		return s.Every.String()
+	case "anchor":
+		return s.Anchor.Format(timeLayout)
+	case "delay":
+		return s.Delay.String()
+	case "at":
+		return s.At.Format(timeLayout)
+	}
+	return ""
 }
 
 // zones caches loaded locations by name: time.LoadLocation reads and parses
@@ -229,10 +245,12 @@ func truncMilli(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UT
 
 // Times returns up to limit fire times of s in (after, until], oldest first,
 // and the exact number of fire times in that range, which exceeds
-// len(times) when limit is reached. Counting is arithmetic for every and
-// per day and month for cron, so a range of years costs microseconds.
-// Delay and manual schedules have no fire times. For a Schedule of another
-// type it calls Next repeatedly, counting included.
+// len(times) when limit is reached. Counting never lists: it is arithmetic
+// on the grid index for every, and per zone period, month and day for cron
+// (a day of a per-second cron counts in well under a microsecond; a
+// century in a DST zone, under a millisecond). Delay and manual schedules
+// have no fire times. For a Schedule of another type it calls Next
+// repeatedly, counting included.
 func Times(s Schedule, after, until time.Time, limit int) (times []time.Time, count int64) {
 	if !until.After(after) {
 		return nil, 0
@@ -240,13 +258,13 @@ func Times(s Schedule, after, until time.Time, limit int) (times []time.Time, co
 	limit = max(limit, 0)
 	switch s := s.(type) {
 	case *CronSchedule:
-		lo, hi := after.Unix()+1, until.Unix()
+		lo, hi := max(after.Unix(), minInstant)+1, min(until.Unix(), maxInstant)
 		return s.times(lo, hi, limit), s.count(lo, hi)
 	case EverySchedule:
 		return s.timesIn(after, until, limit)
-	case AtSchedule, DelaySchedule, ManualSchedule:
-		// Next is exact and cheap for these; fall through.
 	}
+	// At, delay and manual schedules fire at most once: the loop is exact.
+	// Other types get the same loop.
 	for t, ok := s.Next(after); ok && !t.After(until); t, ok = s.Next(t) {
 		if len(times) < limit {
 			times = append(times, t)

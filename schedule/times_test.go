@@ -49,11 +49,14 @@ func TestTimes_CountEqualsListing(t *testing.T) {
 				s := mustCron(t, expr, tz)
 				rng := rand.New(rand.NewPCG(3, uint64(len(expr)+len(tz))))
 				base := utc(t, "2025-12-01T00:00:00Z").Unix()
-				for range 20 {
+				for range 10 {
 					after := time.Unix(base+rng.Int64N(2*365*86400), rng.Int64N(1e9)).UTC()
 					span := time.Duration(rng.Int64N(3*86400)) * time.Second
-					if s.m.perDay < 100 {
-						span *= 200 // sparse expressions: cover months or years
+					switch {
+					case s.m.perDay > 1440:
+						span /= 18 // per-second expressions: up to 4 hours
+					case s.m.perDay < 100:
+						span *= 200 // sparse expressions: months or years
 					}
 					until := after.Add(span)
 					times, count := Times(s, after, until, 1<<20)
@@ -175,6 +178,20 @@ func BenchmarkCron_Next(b *testing.B) {
 	}
 }
 
+// BenchmarkCompile measures compiling an expression, which Parse caches.
+func BenchmarkCompile(b *testing.B) {
+	for _, expr := range []string{"*/5 * * * *", "0 9 * * 1-5", "0 12 L * *", "0 0 0 1 1 * 2030"} {
+		b.Run(expr, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := compile(expr); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkParse measures Parse, with the compiled expression cached.
 func BenchmarkParse(b *testing.B) {
 	for _, expr := range []string{"*/5 * * * *", "0 9 * * 1-5", "0 12 L * *", "0 0 0 1 1 * 2030"} {
 		b.Run(expr, func(b *testing.B) {
@@ -184,5 +201,17 @@ func BenchmarkParse(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkTimes_CountCenturyZone measures counting a century of an
+// hourly cron in a DST zone (about 200 zone periods).
+func BenchmarkTimes_CountCenturyZone(b *testing.B) {
+	s, err := Parse(Spec{Cron: "0 * * * *", TZ: "America/New_York"})
+	require.NoError(b, err)
+	after := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	until := time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+	for b.Loop() {
+		Times(s, after, until, 0)
 	}
 }

@@ -333,7 +333,9 @@ func (s *Store) RunReports(ctx context.Context, ps []store.ReportParams) ([]stor
 
 func applyReport(t *tx, p store.ReportParams) (store.ReportResult, error) {
 	var res store.ReportResult
-	n, err := t.insert("INSERT INTO run_reports (run_id, attempt, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+	// affected, not insert: run_reports has no rowid, so a last-insert id
+	// would be another table's, or 0 on a fresh connection.
+	n, err := t.affected("INSERT INTO run_reports (run_id, attempt, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
 		p.RunID, p.Attempt, p.Seq)
 	if isForeignKey(err) {
 		return res, fmt.Errorf("run %d: %w", p.RunID, store.ErrNotFound)

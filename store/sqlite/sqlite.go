@@ -270,6 +270,9 @@ func (t *tx) exec(query string, args ...any) (sql.Result, error) {
 
 // insert runs an INSERT that may do nothing (ON CONFLICT DO NOTHING) and
 // returns the new row id, or 0 if no row was inserted.
+//
+// Only for tables with a rowid: on a WITHOUT ROWID table the last insert
+// id is stale, so use affected.
 func (t *tx) insert(query string, args ...any) (int64, error) {
 	res, err := t.exec(query, args...)
 	if err != nil {

@@ -340,3 +340,25 @@ func TestWriter_FailedOpDoesNotAbortBatch(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, n/2, total)
 }
+
+// TestRunReport_FirstWriteAfterOpen is a regression test: the first report
+// a fresh process stores must not be taken for a duplicate (run_reports
+// has no rowid, so its insert cannot be judged by a last-insert id).
+func TestRunReport_FirstWriteAfterOpen(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "jobd.db")
+	s, err := Open(t.Context(), path)
+	require.NoError(t, err)
+	runs := []*store.Run{{JobName: "j", Attempt: 1, State: store.RunAssigned}}
+	require.NoError(t, s.RunInsert(t.Context(), runs))
+	require.NoError(t, s.Close())
+
+	s, err = Open(t.Context(), path)
+	require.NoError(t, err)
+	defer s.Close()
+	res, err := s.RunReport(t.Context(), store.ReportParams{RunID: runs[0].ID, Attempt: 1, Seq: 1,
+		Transition: &store.RunTransition{From: []string{store.RunAssigned}, To: store.RunRunning}})
+	require.NoError(t, err)
+	require.False(t, res.Duplicate)
+	require.True(t, res.Applied)
+}
