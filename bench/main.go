@@ -122,10 +122,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 func printTable(out io.Writer, rs []Result) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "WORKLOAD\tRATE\tJOBS\tFIRED/S\tMISSED\tFIRE p50/p99/max ms\tSTART p50/p99/max ms\tJOBD CPU s\tPEAK RSS MB\tSTORE MB")
+	fmt.Fprintln(tw, "WORKLOAD\tRATE\tJOBS\tFIRED/S\tMISSED\tSTARTED\tFIRE p50/p99/max ms\tSTART p50/p99/max ms\tJOBD CPU s\tPEAK RSS MB\tSTORE MB")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%d\t%.2f / %.2f / %.2f\t%.2f / %.2f / %.2f\t%.1f\t%.1f\t%.1f\n",
-			r.Workload, r.Rate, r.Jobs, r.TriggersPerSec, r.Missed,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%d\t%d\t%.2f / %.2f / %.2f\t%.2f / %.2f / %.2f\t%.1f\t%.1f\t%.1f\n",
+			r.Workload, r.Rate, r.Jobs, r.TriggersPerSec, r.Missed, r.Started,
 			r.FireLagP50Ms, r.FireLagP99Ms, r.FireLagMaxMs,
 			r.StartLagP50Ms, r.StartLagP99Ms, r.StartLagMaxMs,
 			r.JobdCPUSeconds, r.JobdPeakRSSMB, r.StoreSizeMB)
