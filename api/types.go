@@ -270,6 +270,9 @@ type Run struct {
 	Replay      bool   `json:"replay" yaml:"replay"`
 	ShardIndex  int    `json:"shard_index" yaml:"shard_index"`
 	ShardTotal  int    `json:"shard_total" yaml:"shard_total"`
+	// Params are this run's own parameters (a manual trigger's), on top of
+	// the job's.
+	Params map[string]string `json:"params,omitempty" yaml:"params,omitempty"`
 }
 
 // Executor is a registered executor as the API returns it.
@@ -302,12 +305,11 @@ type Missed struct {
 
 // Missed reasons.
 const (
-	MissedDown       = "down"        // jobd was not running
+	MissedDown       = "down"        // more than the misfire threshold late (jobd was down or stalled)
 	MissedPaused     = "paused"      // the job was paused with record_missed
 	MissedNoExecutor = "no_executor" // no online executor in the group
 	MissedCoalesced  = "coalesced"   // fire_once fired a later time instead
 	MissedCapped     = "capped"      // catch_up hit max_catch_up
-	MissedSkipped    = "skipped"     // misfire policy skip
 )
 
 // Trigger origins.

@@ -177,11 +177,7 @@ func (s *Server) handleTrigger(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if len(req.Params) > 0 {
-		s.writeError(w, r, fieldErr("params", "per-trigger parameters are not supported yet; set them on the job"))
-		return
-	}
-	res, j, err := s.d.sched.TriggerNow(r.Context(), r.PathValue("name"))
+	res, j, err := s.d.sched.TriggerNow(r.Context(), r.PathValue("name"), req.Params)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -416,5 +412,6 @@ func toAPIRun(r *store.Run) api.Run {
 		AssignedAt: api.NewTime(r.AssignedAt), StartedAt: api.NewTime(r.StartedAt), FinishedAt: api.NewTime(r.FinishedAt),
 		Executor: r.ExecutorName, ExecutorID: r.ExecutorID, Attempt: r.Attempt, ExitCode: r.ExitCode,
 		Error: r.Error, Output: r.Output, Replay: r.Replay, ShardIndex: r.ShardIndex, ShardTotal: r.ShardTotal,
+		Params: r.Params,
 	}
 }

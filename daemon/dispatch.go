@@ -768,6 +768,13 @@ func newAssignment(job *compiledJob, r *store.Run) api.Assignment {
 		ScheduledAt: api.NewTime(r.ScheduledAt), TriggerID: strconv.FormatInt(r.TriggerID, 10),
 		ShardIndex: r.ShardIndex, ShardTotal: r.ShardTotal, Replay: r.Replay,
 	}
+	if len(r.Params) > 0 {
+		a.Params = maps.Clone(s.Params)
+		if a.Params == nil {
+			a.Params = map[string]string{}
+		}
+		maps.Copy(a.Params, r.Params)
+	}
 	if s.Timeout != nil {
 		a.Timeout = *s.Timeout
 	}

@@ -223,8 +223,12 @@ func (s *Scheduler) DeleteJob(ctx context.Context, name string) error {
 	return nil
 }
 
-// TriggerNow fires job name at once (a manual trigger).
-func (s *Scheduler) TriggerNow(ctx context.Context, name string) (store.FireResult, *compiledJob, error) {
+// TriggerNow fires job name at once (a manual trigger); params are added
+// to the job's own for this run.
+func (s *Scheduler) TriggerNow(ctx context.Context, name string, params map[string]string) (store.FireResult, *compiledJob, error) {
+	if err := validateParams(params); err != nil {
+		return store.FireResult{}, nil, err
+	}
 	row, err := s.store.JobGet(ctx, name)
 	if err != nil {
 		return store.FireResult{}, nil, fmt.Errorf("get job %s: %w", name, err)
@@ -244,6 +248,9 @@ func (s *Scheduler) TriggerNow(ctx context.Context, name string) (store.FireResu
 		s.dropIfIdleLocked(j.row.ID)
 		s.mu.Unlock()
 		return store.FireResult{}, nil, fmt.Errorf("trigger %s: %w %q", name, ErrNoExecutor, j.spec.Group)
+	}
+	for _, r := range it.params.Runs {
+		r.Params = params
 	}
 	it.params.Trigger = &store.Trigger{JobID: j.row.ID, ScheduledAt: now, Origin: api.OriginManual,
 		State: store.TriggerFired, CreatedAt: now, FiredAt: now}

@@ -96,12 +96,20 @@ func normalizeSpec(in api.JobSpec) (api.JobSpec, schedule.Schedule, error) {
 	if err := normalizePolicies(&spec); err != nil {
 		return spec, nil, err
 	}
-	for k := range spec.Params {
-		if k == "" || strings.ContainsAny(k, "= \t\n") {
-			return spec, nil, fieldErr("params", "%q: a name must be non-empty without '=' or spaces", k)
-		}
+	if err := validateParams(spec.Params); err != nil {
+		return spec, nil, err
 	}
 	return spec, sched, nil
+}
+
+// validateParams checks parameter names: they become JOBD_PARAM_* names.
+func validateParams(params map[string]string) error {
+	for k := range params {
+		if k == "" || strings.ContainsAny(k, "= \t\n") {
+			return fieldErr("params", "%q: a name must be non-empty without '=' or spaces", k)
+		}
+	}
+	return nil
 }
 
 // scheduleSpec converts the schedule fields of a job spec.

@@ -529,11 +529,20 @@ func (s *Scheduler) afterFire(ctx context.Context, it *fireItem, res store.FireR
 		s.mu.Unlock()
 		return
 	}
-	if it.params.State == store.TriggerMissed {
+	if it.params.State == store.TriggerMissed || allSkipped(res.Runs) {
 		s.mu.Lock()
 		s.dropIfIdleLocked(j.row.ID)
 		s.mu.Unlock()
-		return
+		// No run will end to set a fixed-delay job's next fire: count the
+		// delay from now.
+		if j.spec.Delay != nil && it.e.origin == api.OriginSchedule {
+			if err := s.afterDelayRun(ctx, j.row.ID, s.clock.Now()); err != nil {
+				s.log.Error("schedule next fixed-delay fire", LogKeyJob, j.row.Name, "err", err)
+			}
+		}
+		if it.params.State == store.TriggerMissed {
+			return
+		}
 	}
 	s.mu.Lock()
 	for _, r := range res.Runs {
@@ -566,6 +575,15 @@ func firstMissedJob(items []*fireItem, reason string) string {
 	return ""
 }
 
+func allSkipped(runs []*store.Run) bool {
+	for _, r := range runs {
+		if r.State != api.RunSkipped {
+			return false
+		}
+	}
+	return len(runs) > 0
+}
+
 // RunsEnded updates overlap state when runs end: the next queued run of an
 // overlap=queue job starts, and a fixed-delay job gets its next fire time.
 func (s *Scheduler) RunsEnded(ctx context.Context, runs []*store.Run) {
@@ -593,21 +611,21 @@ func (s *Scheduler) RunsEnded(ctx context.Context, runs []*store.Run) {
 		if !delay {
 			continue
 		}
-		if err := s.afterDelayRun(ctx, r); err != nil {
+		if r.Origin != api.OriginSchedule {
+			continue
+		}
+		if err := s.afterDelayRun(ctx, r.JobID, r.FinishedAt); err != nil {
 			s.log.Error("schedule next fixed-delay fire", LogKeyJob, r.JobName, "err", err)
 		}
 	}
 }
 
-// afterDelayRun sets a fixed-delay job's next fire to the run's finish plus
-// its delay.
-func (s *Scheduler) afterDelayRun(ctx context.Context, r *store.Run) error {
-	if r.Origin != api.OriginSchedule {
-		return nil
-	}
+// afterDelayRun sets a fixed-delay job's next fire to finished (the end of
+// its run, or the time its trigger was missed) plus its delay.
+func (s *Scheduler) afterDelayRun(ctx context.Context, jobID int64, finished time.Time) error {
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
-	row, err := s.store.JobGetByID(ctx, r.JobID)
+	row, err := s.store.JobGetByID(ctx, jobID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
@@ -621,7 +639,6 @@ func (s *Scheduler) afterDelayRun(ctx context.Context, r *store.Run) error {
 	if j.spec.Delay == nil || row.Paused || !row.NextFireAt.IsZero() {
 		return nil
 	}
-	finished := r.FinishedAt
 	if finished.IsZero() {
 		finished = s.clock.Now()
 	}

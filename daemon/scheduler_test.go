@@ -341,12 +341,13 @@ func TestDispatcher_UndeliveredRunIsSentAgain(t *testing.T) {
 	id := b.executor(t, "g", "e1", 4)
 	_, err := s.CreateJob(ctx, api.JobSpec{Name: "j", Group: "g", Manual: true, Command: []string{"true"}})
 	require.NoError(t, err)
-	res, _, err := s.TriggerNow(ctx, "j")
+	res, _, err := s.TriggerNow(ctx, "j", map[string]string{"x": "1"})
 	require.NoError(t, err)
 	runID := idStr(res.Runs[0].ID)
 	first, err := b.disp.Poll(ctx, id, api.PollRequest{FreeSlots: 4})
 	require.NoError(t, err)
 	require.Len(t, first.Assignments, 1)
+	require.Equal(t, map[string]string{"x": "1"}, first.Assignments[0].Params, "the trigger's params reach the run")
 	// That answer never reached the executor: its next poll does not list
 	// the run, so jobd hands it out again.
 	second, err := b.disp.Poll(ctx, id, api.PollRequest{FreeSlots: 4})
@@ -360,4 +361,40 @@ func TestDispatcher_UndeliveredRunIsSentAgain(t *testing.T) {
 	run, err := b.st.RunGet(ctx, res.Runs[0].ID)
 	require.NoError(t, err)
 	require.Equal(t, api.RunAssigned, run.State)
+}
+
+func TestScheduler_FixedDelay(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	start := tm(t, "2026-05-01T12:00:00Z")
+	s, b := setup(t, start)
+	id := b.executor(t, "g", "e1", 4)
+	_, err := s.CreateJob(ctx, api.JobSpec{Name: "d", Group: "g", Delay: dur(10 * time.Second), Command: []string{"true"}})
+	require.NoError(t, err)
+	j, err := b.st.JobGet(ctx, "d")
+	require.NoError(t, err)
+	require.Equal(t, start.Add(10*time.Second), j.NextFireAt.UTC(), "the first fire is one delay after creation")
+	b.step(t, s, start.Add(10*time.Second))
+	runs, err := b.st.RunList(ctx, store.RunListParams{JobName: "d"})
+	require.NoError(t, err)
+	require.Len(t, runs, 1)
+	_, err = b.disp.Poll(ctx, id, api.PollRequest{FreeSlots: 4})
+	require.NoError(t, err)
+	// The run takes 7s: the next fire is its finish plus the delay.
+	finished := start.Add(17 * time.Second)
+	res, err := b.st.RunReport(ctx, store.ReportParams{RunID: runs[0].ID, Attempt: 1, Seq: 1,
+		Transition: &store.RunTransition{From: []string{api.RunAssigned}, To: api.RunSucceeded, Set: store.RunFields{FinishedAt: finished}}})
+	require.NoError(t, err)
+	b.disp.Ended(ctx, res.Run)
+	s.RunsEnded(ctx, []*store.Run{res.Run})
+	j, err = b.st.JobGet(ctx, "d")
+	require.NoError(t, err)
+	require.Equal(t, finished.Add(10*time.Second), j.NextFireAt.UTC())
+
+	// A missed fire (no executor) still schedules the next one.
+	require.NoError(t, b.disp.Deregister(ctx, id))
+	b.step(t, s, start.Add(27*time.Second))
+	j, err = b.st.JobGet(ctx, "d")
+	require.NoError(t, err)
+	require.Equal(t, start.Add(37*time.Second), j.NextFireAt.UTC(), "a missed fire does not stop a fixed-delay job")
 }

@@ -101,6 +101,9 @@ type Run struct {
 	Replay     bool
 	ShardIndex int
 	ShardTotal int
+	// Params are parameters of this run only (a manual trigger's), added
+	// to the job's own.
+	Params map[string]string
 }
 
 // Missed is a compact record of Count scheduled times of one job, from From

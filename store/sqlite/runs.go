@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,7 +17,7 @@ import (
 // run_output.
 const runCols = `r.id, r.trigger_id, r.job_id, r.job_name, r.attempt, r.state, r.origin, r.executor_id, r.executor_name,
 r.scheduled_at, r.created_at, r.assigned_at, r.started_at, r.finished_at, r.exit_code, r.error, r.replay,
-r.shard_index, r.shard_total`
+r.shard_index, r.shard_total, r.params`
 
 func scanRun(sc scanner, extra ...any) (*store.Run, error) {
 	var (
@@ -24,11 +25,12 @@ func scanRun(sc scanner, extra ...any) (*store.Run, error) {
 		sched, created, assigned, started, fini sql.NullInt64
 		exit                                    sql.NullInt64
 		replay                                  int
+		params                                  sql.NullString
 	)
 	dest := []any{
 		&r.ID, &r.TriggerID, &r.JobID, &r.JobName, &r.Attempt, &r.State, &r.Origin, &r.ExecutorID, &r.ExecutorName,
 		&sched, &created, &assigned, &started, &fini, &exit, &r.Error, &replay,
-		&r.ShardIndex, &r.ShardTotal,
+		&r.ShardIndex, &r.ShardTotal, &params,
 	}
 	if err := sc.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
@@ -40,6 +42,11 @@ func scanRun(sc scanner, extra ...any) (*store.Run, error) {
 		r.ExitCode = &c
 	}
 	r.Replay = replay != 0
+	if params.Valid && params.String != "" {
+		if err := json.Unmarshal([]byte(params.String), &r.Params); err != nil {
+			return nil, fmt.Errorf("decode params of run %d: %w", r.ID, err)
+		}
+	}
 	return &r, nil
 }
 
@@ -80,6 +87,15 @@ func exitCode(p *int) any {
 	return *p
 }
 
+// paramsJSON is the column value of run params: NULL when there are none.
+func paramsJSON(p map[string]string) any {
+	if len(p) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(p) // a map of strings always marshals
+	return string(b)
+}
+
 // insertRun inserts r and sets its ID, defaulting State to pending and
 // CreatedAt to now. Its Output, if any, is stored capped.
 func (s *Store) insertRun(t *tx, r *store.Run, now time.Time) error {
@@ -88,11 +104,11 @@ func (s *Store) insertRun(t *tx, r *store.Run, now time.Time) error {
 	}
 	r.CreatedAt = orNow(r.CreatedAt, now)
 	id, err := t.insert(`INSERT INTO runs (trigger_id, job_id, job_name, attempt, state, origin, executor_id, executor_name,
-scheduled_at, created_at, assigned_at, started_at, finished_at, exit_code, error, replay, shard_index, shard_total)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+scheduled_at, created_at, assigned_at, started_at, finished_at, exit_code, error, replay, shard_index, shard_total, params)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.TriggerID, r.JobID, r.JobName, r.Attempt, r.State, r.Origin, r.ExecutorID, r.ExecutorName,
 		ms(r.ScheduledAt), ms(r.CreatedAt), ms(r.AssignedAt), ms(r.StartedAt), ms(r.FinishedAt),
-		exitCode(r.ExitCode), r.Error, boolInt(r.Replay), r.ShardIndex, r.ShardTotal)
+		exitCode(r.ExitCode), r.Error, boolInt(r.Replay), r.ShardIndex, r.ShardTotal, paramsJSON(r.Params))
 	if err != nil {
 		return fmt.Errorf("insert run of job %q: %w", r.JobName, err)
 	}

@@ -17,6 +17,7 @@ var runTests = []test{
 	{"Transition", testRunsTransition},
 	{"ReportIdempotent", testRunReportIdempotent},
 	{"ReportsBatch", testRunReportsBatch},
+	{"Params", testRunParams},
 	{"ReportOutputCap", testRunReportOutputCap},
 	{"ActiveAndCounts", testRunsActiveCounts},
 	{"ListPaging100k", testRunList100k},
@@ -160,6 +161,30 @@ func testRunReportIdempotent(t *testing.T, s store.Store) {
 
 	_, err = s.RunReport(ctx(t), store.ReportParams{RunID: 777777, Attempt: 1, Seq: 1, Log: "x"})
 	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func testRunParams(t *testing.T, s store.Store) {
+	runs := []*store.Run{
+		{JobName: "p", Attempt: 1, State: store.RunPending, Params: map[string]string{"region": "eu", "n": "1"}},
+		{JobName: "p", Attempt: 1, State: store.RunPending},
+	}
+	require.NoError(t, s.RunInsert(ctx(t), runs))
+	got, err := s.RunGet(ctx(t), runs[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"region": "eu", "n": "1"}, got.Params)
+	got, err = s.RunGet(ctx(t), runs[1].ID)
+	require.NoError(t, err)
+	require.Empty(t, got.Params)
+	active, err := s.RunsActive(ctx(t))
+	require.NoError(t, err)
+	var found bool
+	for _, r := range active {
+		if r.ID == runs[0].ID {
+			found = true
+			require.Equal(t, "eu", r.Params["region"], "active runs keep their params across a restart")
+		}
+	}
+	require.True(t, found)
 }
 
 func testRunReportsBatch(t *testing.T, s store.Store) {
