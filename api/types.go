@@ -231,6 +231,8 @@ type JobSpec struct {
 	Selector         map[string]string `json:"selector,omitempty" yaml:"selector,omitempty"`
 	Retries          int               `json:"retries,omitempty" yaml:"retries,omitempty"`
 	Backoff          *Duration         `json:"backoff,omitempty" yaml:"backoff,omitempty"`
+	BackoffPolicy    string            `json:"backoff_policy,omitempty" yaml:"backoff_policy,omitempty"`
+	BackoffMax       *Duration         `json:"backoff_max,omitempty" yaml:"backoff_max,omitempty"`
 	Timeout          *Duration         `json:"timeout,omitempty" yaml:"timeout,omitempty"`
 	Paused           bool              `json:"paused" yaml:"paused"`
 }
@@ -247,6 +249,19 @@ type Job struct {
 	LastState  string `json:"last_state,omitempty" yaml:"last_state,omitempty"`
 	CreatedAt  Time   `json:"created_at" yaml:"created_at"`
 	UpdatedAt  Time   `json:"updated_at" yaml:"updated_at"`
+
+	// ScriptVersion is the version of the source a script job runs (see
+	// ScriptVersion); 0 for other kinds.
+	ScriptVersion int `json:"script_version,omitempty" yaml:"script_version,omitempty"`
+}
+
+// ScriptVersion is one stored version of the source of a script job, as
+// listed by GET /api/v1/jobs/{name}/scripts (newest first).
+type ScriptVersion struct {
+	Version   int    `json:"version" yaml:"version"`
+	CreatedAt Time   `json:"created_at" yaml:"created_at"`
+	SHA256    string `json:"sha256" yaml:"sha256"`
+	Size      int    `json:"size" yaml:"size"`
 }
 
 // Run is one attempt to execute a trigger on one executor.

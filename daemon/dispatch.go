@@ -45,6 +45,9 @@ type execEntry struct {
 	reportedRunning int
 	// pollSeq counts the polls of this executor.
 	pollSeq uint64
+	// dropped is set when its poll connection dropped (the process may have
+	// died) and cleared by its next poll.
+	dropped bool
 }
 
 type heldRun struct {
@@ -75,6 +78,8 @@ func (e *execEntry) signal() {
 type queuedRun struct {
 	run *store.Run
 	job *compiledJob
+	// avoid is the executor a retry prefers not to run on again.
+	avoid string
 }
 
 // Dispatcher keeps the registry of executors, routes runs to them and hands
@@ -86,6 +91,9 @@ type Dispatcher struct {
 	clock Clock
 	log   *slog.Logger
 	hb    time.Duration
+	// LostAfter is how long an executor whose connection dropped may stay
+	// away before the runs it held are lost (default 1s).
+	LostAfter time.Duration
 	// EndedFunc is called with runs the dispatcher ended itself (lost).
 	EndedFunc func(runs []*store.Run)
 	// JobFunc finds the job of a run that must be routed again.
@@ -100,7 +108,7 @@ type Dispatcher struct {
 // NewDispatcher returns a dispatcher; hb is the heartbeat interval.
 func NewDispatcher(st store.Store, clock Clock, log *slog.Logger, hb time.Duration) *Dispatcher {
 	return &Dispatcher{
-		store: st, clock: clock, log: log, hb: hb,
+		store: st, clock: clock, log: log, hb: hb, LostAfter: time.Second,
 		execs:  map[string]*execEntry{},
 		rr:     map[int64]uint64{},
 		queues: map[string][]queuedRun{},
@@ -277,10 +285,16 @@ func (d *Dispatcher) Poll(ctx context.Context, id string, req api.PollRequest) (
 	if e.state == api.ExecutorSuspect {
 		e.setState(api.ExecutorOnline, now)
 	}
+	e.dropped = false
 	e.polling++
 	e.pollSeq++
 	seq := e.pollSeq
-	missing := e.reconcileLocked(req.Running, seq)
+	missing, stray := e.reconcileLocked(req.Running, seq)
+	for _, id := range stray {
+		// It runs something jobd counts as over (lost while it was away):
+		// stop it, its result would be refused anyway.
+		e.commands = append(e.commands, api.Command{Type: api.CommandKill, RunID: id})
+	}
 	d.mu.Unlock()
 	d.requeue(ctx, missing)
 
@@ -320,6 +334,7 @@ func (d *Dispatcher) Poll(ctx context.Context, id string, req api.PollRequest) (
 			e.polling--
 			if e.polling == 0 && d.execs[id] == e && e.state == api.ExecutorOnline {
 				e.setState(api.ExecutorSuspect, d.clock.Now())
+				e.dropped = true
 			}
 			d.mu.Unlock()
 			return api.PollResponse{}, ctx.Err()
@@ -331,11 +346,16 @@ func (d *Dispatcher) Poll(ctx context.Context, id string, req api.PollRequest) (
 // the ones it says it holds. A run it does not list never reached it (the
 // answer that carried it was lost, or jobd restarted before delivering it):
 // it goes back to the queue (see requeue).
-func (e *execEntry) reconcileLocked(running []string, seq uint64) []*store.Run {
-	var out []*store.Run
+// It also returns the runs the executor lists that jobd does not count as
+// its (stray).
+func (e *execEntry) reconcileLocked(running []string, seq uint64) (out []*store.Run, stray []string) {
 	claimed := make(map[int64]bool, len(running))
 	for _, s := range running {
-		claimed[parseID(s)] = true
+		id := parseID(s)
+		claimed[id] = true
+		if e.held[id] == nil {
+			stray = append(stray, s)
+		}
 	}
 	for id, h := range e.held {
 		if !h.delivered || h.deliveredSeq >= seq || claimed[id] {
@@ -344,7 +364,7 @@ func (e *execEntry) reconcileLocked(running []string, seq uint64) []*store.Run {
 		delete(e.held, id)
 		out = append(out, h.run)
 	}
-	return out
+	return out, stray
 }
 
 // candidatesLocked lists the online executors of group matching sel,
@@ -446,6 +466,15 @@ func (d *Dispatcher) deliverLocked(e *execEntry, r *store.Run, job *compiledJob)
 	e.signal()
 }
 
+// EnqueueRetry queues a stored retry run, preferring an executor other
+// than avoid, and dispatches.
+func (d *Dispatcher) EnqueueRetry(ctx context.Context, job *compiledJob, r *store.Run, avoid string) {
+	d.mu.Lock()
+	d.queues[job.spec.Group] = append(d.queues[job.spec.Group], queuedRun{run: r, job: job, avoid: avoid})
+	d.mu.Unlock()
+	d.Dispatch(ctx)
+}
+
 // Enqueue adds stored pending runs to their group queue and dispatches.
 func (d *Dispatcher) Enqueue(ctx context.Context, job *compiledJob, runs []*store.Run) {
 	d.mu.Lock()
@@ -463,6 +492,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context) {
 		p placement
 	}
 	var moves []move
+	now := d.clock.Now()
 	d.mu.Lock()
 	for group, q := range d.queues {
 		if !d.groupHasFreeLocked(group) {
@@ -474,7 +504,11 @@ func (d *Dispatcher) Dispatch(ctx context.Context) {
 				keep = append(keep, q[i:]...)
 				break
 			}
-			cands := d.candidatesLocked(group, qr.job.spec.Selector)
+			if qr.run.NotBefore.After(now) {
+				keep = append(keep, qr) // a retry still in its backoff
+				continue
+			}
+			cands := preferOthers(d.candidatesLocked(group, qr.job.spec.Selector), qr.avoid)
 			n := d.rr[qr.job.row.ID]
 			picked := route(qr.job.spec.Route, qr.job.spec.Name, cands, n)
 			if len(picked) == 0 || qr.job.spec.Route == "sharding_broadcast" && len(picked) > 0 && picked[0].free() < 1 {
@@ -495,7 +529,6 @@ func (d *Dispatcher) Dispatch(ctx context.Context) {
 	if len(moves) == 0 {
 		return
 	}
-	now := d.clock.Now()
 	ts := make([]store.RunTransition, len(moves))
 	for i, m := range moves {
 		ts[i] = store.RunTransition{RunID: m.q.run.ID, From: []string{api.RunPending}, To: api.RunAssigned,
@@ -525,6 +558,27 @@ func (d *Dispatcher) Dispatch(ctx context.Context) {
 	if err != nil {
 		d.log.Error("assign queued runs", "err", err)
 	}
+}
+
+// preferOthers drops the executor avoid from cands when another candidate
+// has a free slot: a retry goes elsewhere if it can, and back to the same
+// executor rather than wait.
+func preferOthers(cands []candidate, avoid string) []candidate {
+	if avoid == "" {
+		return cands
+	}
+	others := make([]candidate, 0, len(cands))
+	free := false
+	for _, c := range cands {
+		if c.e.id != avoid {
+			others = append(others, c)
+			free = free || c.free > 0
+		}
+	}
+	if free {
+		return others
+	}
+	return cands
 }
 
 // groupHasFreeLocked reports whether an online executor of group has a
@@ -656,10 +710,10 @@ func (d *Dispatcher) expectedLocked(group string, sel map[string]string) bool {
 	return false
 }
 
-// Monitor marks executors offline after three missed heartbeats, until ctx
-// ends.
+// Monitor checks executor health every quarter of the heartbeat (or of
+// LostAfter) until ctx ends: see check.
 func (d *Dispatcher) Monitor(ctx context.Context) {
-	tick := time.NewTicker(d.hb / 4)
+	tick := time.NewTicker(min(d.hb/4, d.LostAfter/4))
 	defer tick.Stop()
 	lastTouch := d.clock.Now()
 	for {
@@ -669,34 +723,66 @@ func (d *Dispatcher) Monitor(ctx context.Context) {
 		case <-tick.C:
 		}
 		now := d.clock.Now()
-		var gone []*execEntry
-		var lost, requeue []*store.Run
-		var seen []string
-		d.mu.Lock()
-		for _, e := range d.execs {
-			if e.polling == 0 && now.Sub(e.lastSeen) > 3*d.hb {
-				l, r := d.removeLocked(e)
-				lost, requeue = append(lost, l...), append(requeue, r...)
-				gone = append(gone, e)
-				continue
-			}
-			seen = append(seen, e.id)
-		}
-		d.mu.Unlock()
-		for _, e := range gone {
-			d.log.Warn("executor offline: missed 3 heartbeats", LogKeyExecutor, e.id, "name", e.name, LogKeyGroup, e.group)
-			if err := d.store.ExecutorSetState(ctx, e.id, api.ExecutorOffline, now); err != nil && !errors.Is(err, store.ErrNotFound) {
-				d.log.Error("store executor state", "err", err)
-			}
-		}
-		d.markLost(ctx, lost, "executor offline")
-		d.requeue(ctx, requeue)
-		if now.Sub(lastTouch) >= 5*time.Second && len(seen) > 0 {
+		d.check(ctx, now)
+		if now.Sub(lastTouch) >= 5*time.Second {
 			lastTouch = now
-			if err := d.store.ExecutorTouch(ctx, seen, now); err != nil {
-				d.log.Error("store executor heartbeat", "err", err)
+			d.touch(ctx, now)
+		}
+	}
+}
+
+// check ends the runs of an executor whose connection dropped LostAfter
+// ago without it coming back (a dead process: its runs are lost now, not
+// at the heartbeat deadline), marks executors offline after three missed
+// heartbeats, and dispatches retries whose backoff ended.
+func (d *Dispatcher) check(ctx context.Context, now time.Time) {
+	var gone []*execEntry
+	var lost, dead, requeue []*store.Run
+	d.mu.Lock()
+	for _, e := range d.execs {
+		if e.dropped && e.polling == 0 && now.Sub(e.stateSince) >= d.LostAfter {
+			// It stays suspect (not a candidate) until it polls or misses
+			// its heartbeats.
+			e.dropped = false
+			for id, h := range e.held {
+				if h.delivered {
+					dead = append(dead, h.run)
+					delete(e.held, id)
+				}
 			}
 		}
+		if e.polling == 0 && now.Sub(e.lastSeen) > 3*d.hb {
+			l, r := d.removeLocked(e)
+			lost, requeue = append(lost, l...), append(requeue, r...)
+			gone = append(gone, e)
+		}
+	}
+	d.mu.Unlock()
+	for _, e := range gone {
+		d.log.Warn("executor offline: missed 3 heartbeats", LogKeyExecutor, e.id, "name", e.name, LogKeyGroup, e.group)
+		if err := d.store.ExecutorSetState(ctx, e.id, api.ExecutorOffline, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+			d.log.Error("store executor state", "err", err)
+		}
+	}
+	d.Dispatch(ctx)
+	d.markLost(ctx, dead, "executor connection dropped and it did not come back")
+	d.markLost(ctx, lost, "executor offline")
+	d.requeue(ctx, requeue)
+}
+
+// touch stores the last heartbeat of the executors in the registry.
+func (d *Dispatcher) touch(ctx context.Context, now time.Time) {
+	d.mu.Lock()
+	ids := make([]string, 0, len(d.execs))
+	for id := range d.execs {
+		ids = append(ids, id)
+	}
+	d.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	if err := d.store.ExecutorTouch(ctx, ids, now); err != nil {
+		d.log.Error("store executor heartbeat", "err", err)
 	}
 }
 

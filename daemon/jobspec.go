@@ -268,6 +268,18 @@ func normalizePolicies(spec *api.JobSpec) error {
 	if spec.Backoff != nil && spec.Backoff.D() < 0 {
 		return fieldErr("backoff", "%s: must not be negative", spec.Backoff.D())
 	}
+	switch spec.BackoffPolicy {
+	case "":
+		if spec.Retries > 0 {
+			spec.BackoffPolicy = BackoffExponential
+		}
+	case BackoffFixed, BackoffExponential:
+	default:
+		return fieldErr("backoff_policy", "%q: want fixed or exponential", spec.BackoffPolicy)
+	}
+	if spec.BackoffMax != nil && spec.BackoffMax.D() < 0 {
+		return fieldErr("backoff_max", "%s: must not be negative", spec.BackoffMax.D())
+	}
 	if spec.Timeout != nil && spec.Timeout.D() < 0 {
 		return fieldErr("timeout", "%s: must not be negative", spec.Timeout.D())
 	}

@@ -588,6 +588,15 @@ func allSkipped(runs []*store.Run) bool {
 // overlap=queue job starts, and a fixed-delay job gets its next fire time.
 func (s *Scheduler) RunsEnded(ctx context.Context, runs []*store.Run) {
 	for _, r := range runs {
+		if j, err := s.jobByID(ctx, r.JobID); err == nil && s.retry(ctx, j, r) {
+			// The trigger is not over: its next attempt is active now.
+			s.mu.Lock()
+			if js := s.jobs[r.JobID]; js != nil {
+				delete(js.active, r.ID)
+			}
+			s.mu.Unlock()
+			continue
+		}
 		s.mu.Lock()
 		js := s.jobs[r.JobID]
 		var next *store.Run

@@ -398,3 +398,134 @@ func TestScheduler_FixedDelay(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, start.Add(37*time.Second), j.NextFireAt.UTC(), "a missed fire does not stop a fixed-delay job")
 }
+
+// endRun reports run id ended in state, as an executor would.
+func (b *testBundle) endRun(t *testing.T, s *Scheduler, id int64, state string) {
+	t.Helper()
+	ctx := context.Background()
+	res, err := b.st.RunReport(ctx, store.ReportParams{RunID: id, Attempt: 1, Seq: 99,
+		Transition: &store.RunTransition{From: []string{api.RunAssigned, api.RunRunning}, To: state,
+			Set: store.RunFields{FinishedAt: b.clock.Now()}}})
+	require.NoError(t, err)
+	require.True(t, res.Applied)
+	b.disp.Ended(ctx, res.Run)
+	s.RunsEnded(ctx, []*store.Run{res.Run})
+}
+
+func TestScheduler_RetryWithBackoffOnAnotherExecutor(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	start := tm(t, "2026-05-01T12:00:00Z")
+	s, b := setup(t, start)
+	e1 := b.executor(t, "g", "e1", 4)
+	b.clock.Set(start.Add(time.Millisecond)) // e2 registers later: e1 is first
+	e2 := b.executor(t, "g", "e2", 4)
+	_, err := s.CreateJob(ctx, api.JobSpec{Name: "flaky", Group: "g", Manual: true, Command: []string{"false"},
+		Route: "first", Retries: 2, Backoff: dur(10 * time.Second), BackoffPolicy: BackoffFixed})
+	require.NoError(t, err)
+	res, _, err := s.TriggerNow(ctx, "flaky", nil)
+	require.NoError(t, err)
+	first := res.Runs[0]
+	require.Equal(t, e1, first.ExecutorID)
+
+	b.endRun(t, s, first.ID, api.RunFailed)
+	runs, err := b.st.RunList(ctx, store.RunListParams{JobName: "flaky"})
+	require.NoError(t, err)
+	require.Len(t, runs, 2)
+	retry := runs[0]
+	require.Equal(t, 2, retry.Attempt)
+	require.Equal(t, api.RunPending, retry.State)
+	require.Equal(t, first.TriggerID, retry.TriggerID, "every attempt belongs to the trigger")
+	require.Equal(t, b.clock.Now().Add(10*time.Second), retry.NotBefore)
+
+	// Not before its backoff...
+	b.disp.Dispatch(ctx)
+	got, err := b.st.RunGet(ctx, retry.ID)
+	require.NoError(t, err)
+	require.Equal(t, api.RunPending, got.State)
+	// ...then on the other executor, though "first" would pick e1.
+	b.clock.Set(retry.NotBefore)
+	b.disp.Dispatch(ctx)
+	got, err = b.st.RunGet(ctx, retry.ID)
+	require.NoError(t, err)
+	require.Equal(t, api.RunAssigned, got.State)
+	require.Equal(t, e2, got.ExecutorID)
+
+	// The last attempt fails too: no fourth run.
+	b.endRun(t, s, retry.ID, api.RunTimedOut)
+	runs, err = b.st.RunList(ctx, store.RunListParams{JobName: "flaky"})
+	require.NoError(t, err)
+	require.Len(t, runs, 3)
+	b.clock.Set(runs[0].NotBefore)
+	b.disp.Dispatch(ctx)
+	b.endRun(t, s, runs[0].ID, api.RunFailed)
+	runs, err = b.st.RunList(ctx, store.RunListParams{JobName: "flaky"})
+	require.NoError(t, err)
+	require.Len(t, runs, 3, "retries 2 means 3 attempts in all")
+}
+
+func TestBackoffFor(t *testing.T) {
+	t.Parallel()
+	spec := &api.JobSpec{Backoff: dur(time.Second), BackoffMax: dur(5 * time.Second)}
+	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 5 * time.Second, 9: 5 * time.Second} {
+		for range 50 {
+			got := backoffFor(spec, attempt)
+			require.GreaterOrEqual(t, got, want/2, "attempt %d", attempt)
+			require.LessOrEqual(t, got, want, "attempt %d", attempt)
+		}
+	}
+	spec.BackoffPolicy = BackoffFixed
+	require.Equal(t, time.Second, backoffFor(spec, 7))
+}
+
+func TestDispatcher_DeadExecutorRunsLostWithinLostAfter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	start := tm(t, "2026-05-01T12:00:00Z")
+	s, b := setup(t, start)
+	e1 := b.executor(t, "g", "e1", 4)
+	b.clock.Set(start.Add(time.Millisecond))
+	e2 := b.executor(t, "g", "e2", 4)
+	_, err := s.CreateJob(ctx, api.JobSpec{Name: "long", Group: "g", Manual: true, Command: []string{"sleep", "60"},
+		Route: "first", Retries: 1, Backoff: dur(0), BackoffPolicy: BackoffFixed})
+	require.NoError(t, err)
+	res, _, err := s.TriggerNow(ctx, "long", nil)
+	require.NoError(t, err)
+	run := res.Runs[0]
+	p, err := b.disp.Poll(ctx, e1, api.PollRequest{FreeSlots: 4})
+	require.NoError(t, err)
+	require.Len(t, p.Assignments, 1)
+
+	// e1's next poll is open when its process dies: the connection drops.
+	pollCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = b.disp.Poll(pollCtx, e1, api.PollRequest{Running: []string{idStr(run.ID)}, Wait: api.Duration(time.Minute)})
+	}()
+	require.Eventually(t, func() bool {
+		b.disp.mu.Lock()
+		defer b.disp.mu.Unlock()
+		return b.disp.execs[e1].polling == 1
+	}, 5*time.Second, time.Millisecond)
+	cancel()
+	<-done
+	dropAt := b.clock.Now()
+
+	b.clock.Set(dropAt.Add(900 * time.Millisecond))
+	b.disp.check(ctx, b.clock.Now())
+	got, err := b.st.RunGet(ctx, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, api.RunAssigned, got.State, "not yet: it may be reconnecting")
+
+	b.clock.Set(dropAt.Add(time.Second))
+	b.disp.check(ctx, b.clock.Now())
+	got, err = b.st.RunGet(ctx, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, api.RunLost, got.State, "lost one second after the connection dropped")
+	runs, err := b.st.RunList(ctx, store.RunListParams{JobName: "long"})
+	require.NoError(t, err)
+	require.Len(t, runs, 2)
+	require.Equal(t, api.RunAssigned, runs[0].State)
+	require.Equal(t, e2, runs[0].ExecutorID, "the retry went to the live executor")
+}

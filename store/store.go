@@ -104,6 +104,8 @@ type Run struct {
 	// Params are parameters of this run only (a manual trigger's), added
 	// to the job's own.
 	Params map[string]string
+	// NotBefore delays a pending run (a retry's backoff); zero: at once.
+	NotBefore time.Time
 }
 
 // Missed is a compact record of Count scheduled times of one job, from From

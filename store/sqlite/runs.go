@@ -17,7 +17,7 @@ import (
 // run_output.
 const runCols = `r.id, r.trigger_id, r.job_id, r.job_name, r.attempt, r.state, r.origin, r.executor_id, r.executor_name,
 r.scheduled_at, r.created_at, r.assigned_at, r.started_at, r.finished_at, r.exit_code, r.error, r.replay,
-r.shard_index, r.shard_total, r.params`
+r.shard_index, r.shard_total, r.params, r.not_before`
 
 func scanRun(sc scanner, extra ...any) (*store.Run, error) {
 	var (
@@ -26,11 +26,12 @@ func scanRun(sc scanner, extra ...any) (*store.Run, error) {
 		exit                                    sql.NullInt64
 		replay                                  int
 		params                                  sql.NullString
+		notBefore                               sql.NullInt64
 	)
 	dest := []any{
 		&r.ID, &r.TriggerID, &r.JobID, &r.JobName, &r.Attempt, &r.State, &r.Origin, &r.ExecutorID, &r.ExecutorName,
 		&sched, &created, &assigned, &started, &fini, &exit, &r.Error, &replay,
-		&r.ShardIndex, &r.ShardTotal, &params,
+		&r.ShardIndex, &r.ShardTotal, &params, &notBefore,
 	}
 	if err := sc.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
@@ -42,6 +43,7 @@ func scanRun(sc scanner, extra ...any) (*store.Run, error) {
 		r.ExitCode = &c
 	}
 	r.Replay = replay != 0
+	r.NotBefore = fromMS(notBefore)
 	if params.Valid && params.String != "" {
 		if err := json.Unmarshal([]byte(params.String), &r.Params); err != nil {
 			return nil, fmt.Errorf("decode params of run %d: %w", r.ID, err)
@@ -104,11 +106,11 @@ func (s *Store) insertRun(t *tx, r *store.Run, now time.Time) error {
 	}
 	r.CreatedAt = orNow(r.CreatedAt, now)
 	id, err := t.insert(`INSERT INTO runs (trigger_id, job_id, job_name, attempt, state, origin, executor_id, executor_name,
-scheduled_at, created_at, assigned_at, started_at, finished_at, exit_code, error, replay, shard_index, shard_total, params)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+scheduled_at, created_at, assigned_at, started_at, finished_at, exit_code, error, replay, shard_index, shard_total, params, not_before)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.TriggerID, r.JobID, r.JobName, r.Attempt, r.State, r.Origin, r.ExecutorID, r.ExecutorName,
 		ms(r.ScheduledAt), ms(r.CreatedAt), ms(r.AssignedAt), ms(r.StartedAt), ms(r.FinishedAt),
-		exitCode(r.ExitCode), r.Error, boolInt(r.Replay), r.ShardIndex, r.ShardTotal, paramsJSON(r.Params))
+		exitCode(r.ExitCode), r.Error, boolInt(r.Replay), r.ShardIndex, r.ShardTotal, paramsJSON(r.Params), ms(r.NotBefore))
 	if err != nil {
 		return fmt.Errorf("insert run of job %q: %w", r.JobName, err)
 	}

@@ -165,13 +165,14 @@ func testRunReportIdempotent(t *testing.T, s store.Store) {
 
 func testRunParams(t *testing.T, s store.Store) {
 	runs := []*store.Run{
-		{JobName: "p", Attempt: 1, State: store.RunPending, Params: map[string]string{"region": "eu", "n": "1"}},
+		{JobName: "p", Attempt: 2, State: store.RunPending, Params: map[string]string{"region": "eu", "n": "1"}, NotBefore: at(7)},
 		{JobName: "p", Attempt: 1, State: store.RunPending},
 	}
 	require.NoError(t, s.RunInsert(ctx(t), runs))
 	got, err := s.RunGet(ctx(t), runs[0].ID)
 	require.NoError(t, err)
 	require.Equal(t, map[string]string{"region": "eu", "n": "1"}, got.Params)
+	requireTime(t, at(7), got.NotBefore)
 	got, err = s.RunGet(ctx(t), runs[1].ID)
 	require.NoError(t, err)
 	require.Empty(t, got.Params)
