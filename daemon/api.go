@@ -37,6 +37,7 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.HandleFunc("POST "+p+"/apply", s.handleApply)
 	mux.HandleFunc("GET "+p+"/runs", s.handleRunList)
 	mux.HandleFunc("GET "+p+"/runs/{id}", s.handleRunGet)
+	mux.HandleFunc("POST "+p+"/runs/{id}/kill", s.handleRunKill)
 	mux.HandleFunc("GET "+p+"/missed", s.handleMissedList)
 	mux.HandleFunc("POST "+p+"/replay", s.handleReplay)
 	mux.HandleFunc("GET "+p+"/executors", s.handleExecutorList)
@@ -252,6 +253,20 @@ func (s *Server) handleRunGet(w http.ResponseWriter, r *http.Request) {
 	run, err := s.d.store.RunGet(r.Context(), id)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("run %d: %w", id, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, toAPIRun(run))
+}
+
+func (s *Server) handleRunKill(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("run %q: %w", r.PathValue("id"), store.ErrNotFound))
+		return
+	}
+	run, err := s.d.sched.KillRun(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, toAPIRun(run))

@@ -675,18 +675,33 @@ func (d *Dispatcher) Ended(ctx context.Context, r *store.Run) {
 	d.Dispatch(ctx)
 }
 
-// Kill asks the executor holding run to kill it. It reports whether an
-// executor holds it.
-func (d *Dispatcher) Kill(r *store.Run) bool {
+// Kill stops run r. A run no executor has received yet (queued, or in a
+// mailbox) is taken back and now is true: the caller ends it. A run an
+// executor holds gets a kill command, and ends when the executor reports.
+func (d *Dispatcher) Kill(r *store.Run) (now bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	for group, q := range d.queues {
+		for i, qr := range q {
+			if qr.run.ID == r.ID {
+				d.queues[group] = append(q[:i:i], q[i+1:]...)
+				return true
+			}
+		}
+	}
 	e := d.execs[r.ExecutorID]
 	if e == nil || e.held[r.ID] == nil {
-		return false
+		return true
+	}
+	if !e.held[r.ID].delivered {
+		delete(e.held, r.ID)
+		id := strconv.FormatInt(r.ID, 10)
+		e.mailbox = slices.DeleteFunc(e.mailbox, func(a api.Assignment) bool { return a.RunID == id })
+		return true
 	}
 	e.commands = append(e.commands, api.Command{Type: api.CommandKill, RunID: strconv.FormatInt(r.ID, 10)})
 	e.signal()
-	return true
+	return false
 }
 
 // HasCandidates reports whether group has an executor matching sel that

@@ -269,3 +269,56 @@ func specEqual(a, b api.JobSpec) bool {
 	jb, errB := json.Marshal(b)
 	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
+
+// ErrRunEnded answers a kill of a run that is over.
+var ErrRunEnded = errors.New("run already ended")
+
+// KillRun stops a run: one no executor has yet ends killed at once; one an
+// executor runs is killed there (its whole process group) and ends when the
+// executor reports it.
+func (s *Scheduler) KillRun(ctx context.Context, id int64) (*store.Run, error) {
+	r, err := s.store.RunGet(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("run %d: %w", id, err)
+	}
+	if isFinal(r.State) {
+		return nil, fmt.Errorf("run %d already ended (%s): %w", id, r.State, errors.Join(ErrRunEnded, store.ErrConflict))
+	}
+	s.mu.Lock()
+	held := false
+	if js := s.jobs[r.JobID]; js != nil {
+		for i, q := range js.queue {
+			if q.ID == id {
+				js.queue = append(js.queue[:i:i], js.queue[i+1:]...)
+				held = true
+				break
+			}
+		}
+	}
+	s.mu.Unlock()
+	if held || s.disp.Kill(r) {
+		if ended := s.endKilled(ctx, r, "killed on request"); ended != nil {
+			return ended, nil
+		}
+	}
+	return s.store.RunGet(ctx, id)
+}
+
+// endKilled ends a run nobody executes as killed and returns it, or nil if
+// it had ended meanwhile.
+func (s *Scheduler) endKilled(ctx context.Context, r *store.Run, why string) *store.Run {
+	now := s.clock.Now()
+	ok, err := s.store.RunsTransition(ctx, []store.RunTransition{{RunID: r.ID,
+		From: []string{api.RunPending, api.RunAssigned, api.RunRunning}, To: api.RunKilled,
+		Set: store.RunFields{FinishedAt: now, Error: why}}})
+	if err != nil || !ok[0] {
+		if err != nil {
+			s.log.Error("end killed run", LogKeyRun, r.ID, "err", err)
+		}
+		return nil
+	}
+	r.State, r.FinishedAt, r.Error = api.RunKilled, now, why
+	s.disp.Ended(ctx, r)
+	s.RunsEnded(ctx, []*store.Run{r})
+	return r
+}

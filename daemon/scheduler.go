@@ -558,7 +558,9 @@ func (s *Scheduler) afterFire(ctx context.Context, it *fireItem, res store.FireR
 	s.dropIfIdleLocked(j.row.ID)
 	s.mu.Unlock()
 	for _, r := range it.kill {
-		s.disp.Kill(r)
+		if s.disp.Kill(r) {
+			s.endKilled(ctx, r, "replaced by a newer run (overlap replace)")
+		}
 	}
 	if !it.held && len(it.places) > 0 {
 		s.disp.Commit(j, it.places, res.Runs)

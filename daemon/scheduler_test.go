@@ -280,12 +280,16 @@ func TestScheduler_Overlap(t *testing.T) {
 			_, err := s.CreateJob(ctx, api.JobSpec{Name: "o", Group: "g", Every: dur(time.Second), Command: []string{"sleep", "5"}, Overlap: tc.overlap})
 			require.NoError(t, err)
 			b.step(t, s, start)
+			// The executor has the first run when the second fires.
+			first, err := b.disp.Poll(ctx, id, api.PollRequest{FreeSlots: 4})
+			require.NoError(t, err)
+			require.Len(t, first.Assignments, 1)
 			b.step(t, s, start.Add(time.Second))
 			runs, err := b.st.RunList(ctx, store.RunListParams{JobName: "o", Limit: 10})
 			require.NoError(t, err)
 			require.Len(t, runs, 2)
 			require.Equal(t, tc.states, []string{runs[1].State, runs[0].State})
-			poll, err := b.disp.Poll(ctx, id, api.PollRequest{FreeSlots: 4})
+			poll, err := b.disp.Poll(ctx, id, api.PollRequest{Running: []string{first.Assignments[0].RunID}, FreeSlots: 3})
 			require.NoError(t, err)
 			if tc.overlap == api.OverlapReplace {
 				require.Equal(t, []api.Command{{Type: api.CommandKill, RunID: idStr(runs[1].ID)}}, poll.Commands)
@@ -528,4 +532,40 @@ func TestDispatcher_DeadExecutorRunsLostWithinLostAfter(t *testing.T) {
 	require.Len(t, runs, 2)
 	require.Equal(t, api.RunAssigned, runs[0].State)
 	require.Equal(t, e2, runs[0].ExecutorID, "the retry went to the live executor")
+}
+
+func TestScheduler_KillRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	start := tm(t, "2026-05-01T12:00:00Z")
+	s, b := setup(t, start)
+	id := b.executor(t, "g", "e1", 1)
+	_, err := s.CreateJob(ctx, api.JobSpec{Name: "k", Group: "g", Manual: true, Command: []string{"sleep", "60"}, Retries: 3})
+	require.NoError(t, err)
+	r1, _, err := s.TriggerNow(ctx, "k", nil)
+	require.NoError(t, err)
+	r2, _, err := s.TriggerNow(ctx, "k", nil)
+	require.NoError(t, err)
+	require.Equal(t, api.RunPending, r2.Runs[0].State, "one slot: the second run waits in the queue")
+	p, err := b.disp.Poll(ctx, id, api.PollRequest{FreeSlots: 1})
+	require.NoError(t, err)
+	require.Len(t, p.Assignments, 1)
+
+	// A queued run ends killed at once; no retry for a kill.
+	got, err := s.KillRun(ctx, r2.Runs[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, api.RunKilled, got.State)
+	// A run on an executor gets a kill command and stays until it reports.
+	got, err = s.KillRun(ctx, r1.Runs[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, api.RunAssigned, got.State)
+	p, err = b.disp.Poll(ctx, id, api.PollRequest{Running: []string{idStr(r1.Runs[0].ID)}})
+	require.NoError(t, err)
+	require.Equal(t, []api.Command{{Type: api.CommandKill, RunID: idStr(r1.Runs[0].ID)}}, p.Commands)
+	b.endRun(t, s, r1.Runs[0].ID, api.RunKilled)
+	runs, err := b.st.RunList(ctx, store.RunListParams{JobName: "k"})
+	require.NoError(t, err)
+	require.Len(t, runs, 2, "killed runs are not retried")
+	_, err = s.KillRun(ctx, r1.Runs[0].ID)
+	require.ErrorIs(t, err, store.ErrConflict, "a run that ended cannot be killed")
 }
