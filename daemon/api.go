@@ -38,6 +38,7 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.HandleFunc("GET "+p+"/runs", s.handleRunList)
 	mux.HandleFunc("GET "+p+"/runs/{id}", s.handleRunGet)
 	mux.HandleFunc("POST "+p+"/runs/{id}/kill", s.handleRunKill)
+	mux.HandleFunc("GET "+p+"/runs/{id}/logs", s.handleRunLogs)
 	mux.HandleFunc("GET "+p+"/missed", s.handleMissedList)
 	mux.HandleFunc("POST "+p+"/replay", s.handleReplay)
 	mux.HandleFunc("GET "+p+"/executors", s.handleExecutorList)

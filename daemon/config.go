@@ -38,6 +38,9 @@ type Config struct {
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	// MaxBodyBytes limits request bodies.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// RetentionDays is how long ended runs and their output are kept; 0
+	// keeps them forever.
+	RetentionDays int `yaml:"retention_days"`
 }
 
 // DefaultConfig returns the built-in defaults.
@@ -51,6 +54,7 @@ func DefaultConfig() Config {
 		LookAhead:         5 * time.Second,
 		HeartbeatInterval: 2 * time.Second,
 		MaxBodyBytes:      1 << 20,
+		RetentionDays:     30,
 	}
 }
 
@@ -104,6 +108,13 @@ func (c *Config) ApplyEnv(environ []string) error {
 	if err := dur("JOBD_HEARTBEAT_INTERVAL", &c.HeartbeatInterval); err != nil {
 		return err
 	}
+	if v, ok := env["JOBD_RETENTION_DAYS"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return &ConfigValidationError{Field: "JOBD_RETENTION_DAYS", Err: err}
+		}
+		c.RetentionDays = n
+	}
 	if v, ok := env["JOBD_MAX_BODY_BYTES"]; ok {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -154,6 +165,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HeartbeatInterval < 100*time.Millisecond || c.HeartbeatInterval > time.Minute {
 		return &ConfigValidationError{Field: "heartbeat_interval", Err: fmt.Errorf("%s: want 100ms to 1m", c.HeartbeatInterval)}
+	}
+	if c.RetentionDays < 0 {
+		return &ConfigValidationError{Field: "retention_days", Err: fmt.Errorf("%d: must not be negative", c.RetentionDays)}
 	}
 	if c.MaxBodyBytes < 1024 {
 		return &ConfigValidationError{Field: "max_body_bytes", Err: fmt.Errorf("%d: want at least 1024", c.MaxBodyBytes)}

@@ -40,6 +40,8 @@ type Daemon struct {
 	server    *Server
 	startedAt time.Time
 	ready     atomic.Bool
+	// logs is notified when run output or run states are stored.
+	logs *broadcaster
 }
 
 // New wires a daemon over an open store.
@@ -47,10 +49,11 @@ func New(cfg Config, st store.Store, log *slog.Logger, clock Clock, version stri
 	if notify == nil {
 		notify = func(string) {}
 	}
-	d := &Daemon{cfg: cfg, store: st, log: log, clock: clock, version: version, notify: notify}
+	d := &Daemon{cfg: cfg, store: st, log: log, clock: clock, version: version, notify: notify, logs: newBroadcaster()}
 	d.disp = NewDispatcher(st, clock, log, cfg.HeartbeatInterval)
 	d.sched = NewScheduler(st, clock, log, d.disp, cfg.LookAhead)
 	d.disp.EndedFunc = func(runs []*store.Run) { d.sched.RunsEnded(context.Background(), runs) }
+	d.sched.EndedFunc = d.logs.Notify
 	d.disp.JobFunc = d.sched.jobByID
 	d.server = &Server{d: d, log: log}
 	return d
@@ -99,7 +102,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		go serve(exec, tcpLn)
 	}
 	var bg sync.WaitGroup
-	bg.Add(2)
+	bg.Add(3)
+	go func() { defer bg.Done(); d.prune(runCtx) }()
 	go func() { defer bg.Done(); d.disp.Monitor(runCtx) }()
 	go func() { defer bg.Done(); _ = d.sched.Run(runCtx) }()
 	d.ready.Store(true)
@@ -124,6 +128,34 @@ func (d *Daemon) Run(ctx context.Context) error {
 	_ = os.Remove(d.cfg.Socket)
 	d.log.Info("jobd stopped")
 	return runErr
+}
+
+// prune deletes runs (and their output) older than the retention, an
+// hour apart, until ctx ends.
+func (d *Daemon) prune(ctx context.Context) {
+	if d.cfg.RetentionDays <= 0 {
+		return
+	}
+	wait := time.Minute
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = time.Hour
+		before := d.clock.Now().Add(-time.Duration(d.cfg.RetentionDays) * 24 * time.Hour)
+		n, err := d.store.RunsPrune(ctx, before)
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Error("prune old runs", "err", err)
+			}
+			continue
+		}
+		if n > 0 {
+			d.log.Info("pruned old runs", "count", n, "before", before)
+		}
+	}
 }
 
 // listenSocket listens on a unix socket at path with the given octal mode,
@@ -360,6 +392,7 @@ func (d *Daemon) reports(ctx context.Context, batch api.ReportBatch) (api.Report
 			ended = append(ended, r.Run)
 		}
 	}
+	d.logs.Notify()
 	for _, run := range ended {
 		d.disp.Ended(ctx, run)
 	}

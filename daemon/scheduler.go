@@ -98,6 +98,9 @@ type Scheduler struct {
 
 	// FiredFunc, if set, is called after each fire batch (tests).
 	FiredFunc func(fired int)
+	// EndedFunc, if set, is called after runs ended (log followers wait
+	// for it).
+	EndedFunc func()
 }
 
 // materializeBatch is how many due jobs one materialisation transaction
@@ -589,6 +592,9 @@ func allSkipped(runs []*store.Run) bool {
 // RunsEnded updates overlap state when runs end: the next queued run of an
 // overlap=queue job starts, and a fixed-delay job gets its next fire time.
 func (s *Scheduler) RunsEnded(ctx context.Context, runs []*store.Run) {
+	if s.EndedFunc != nil {
+		defer s.EndedFunc()
+	}
 	for _, r := range runs {
 		if j, err := s.jobByID(ctx, r.JobID); err == nil && s.retry(ctx, j, r) {
 			// The trigger is not over: its next attempt is active now.

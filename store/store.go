@@ -262,7 +262,7 @@ type ReportResult struct {
 
 // OutputCap is the most run output the store keeps per run; past it the
 // output ends with OutputTruncated.
-const OutputCap = 64 << 10
+const OutputCap = 1 << 20
 
 // OutputTruncated marks output cut at OutputCap.
 const OutputTruncated = "\n[jobd: output truncated]\n"
@@ -335,6 +335,12 @@ type Store interface {
 	// reports which ones matched.
 	RunsTransition(ctx context.Context, ts []RunTransition) ([]bool, error)
 	RunReport(ctx context.Context, p ReportParams) (ReportResult, error)
+	// RunLog returns a run's stored output from byte offset on.
+	RunLog(ctx context.Context, id, offset int64) ([]byte, error)
+	// RunsPrune deletes runs that ended before before, with their output
+	// and reports, and the fired triggers left with no run; it returns how
+	// many runs it deleted. It works in bounded batches.
+	RunsPrune(ctx context.Context, before time.Time) (int64, error)
 	// RunReports applies a batch of reports in one transaction, in order.
 	// A report refused on its own gets ReportResult.Err; the error return
 	// is for the batch as a whole (nothing of it was stored).

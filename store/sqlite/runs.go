@@ -13,8 +13,7 @@ import (
 	"github.com/jobd/jobd/store"
 )
 
-// runCols are the columns of runs, qualified so that RunGet can join
-// run_output.
+// runCols are the columns of runs, qualified (r.) for joins.
 const runCols = `r.id, r.trigger_id, r.job_id, r.job_name, r.attempt, r.state, r.origin, r.executor_id, r.executor_name,
 r.scheduled_at, r.created_at, r.assigned_at, r.started_at, r.finished_at, r.exit_code, r.error, r.replay,
 r.shard_index, r.shard_total, r.params, r.not_before`
@@ -129,14 +128,43 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 
 // RunGet returns the run with id, output included, or store.ErrNotFound.
 func (s *Store) RunGet(ctx context.Context, id int64) (*store.Run, error) {
-	var out sql.NullString
-	r, err := scanRun(s.r.QueryRowContext(ctx, "SELECT "+runCols+
-		", o.output FROM runs r LEFT JOIN run_output o ON o.run_id = r.id WHERE r.id = ?", id), &out)
+	r, err := scanRun(s.r.QueryRowContext(ctx, "SELECT "+runCols+" FROM runs r WHERE r.id = ?", id))
 	if err != nil {
 		return nil, fmt.Errorf("get run %d: %w", id, mapErr(err))
 	}
-	r.Output = out.String
+	out, err := s.RunLog(ctx, id, 0)
+	if err != nil {
+		return nil, err
+	}
+	r.Output = string(out)
 	return r, nil
+}
+
+// RunLog returns the run's stored output from byte offset on (nothing when
+// offset is at or past its end).
+func (s *Store) RunLog(ctx context.Context, id, offset int64) ([]byte, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT data FROM run_log WHERE run_id = ? ORDER BY id", id)
+	if err != nil {
+		return nil, fmt.Errorf("read log of run %d: %w", id, err)
+	}
+	defer rows.Close()
+	var out []byte
+	var pos int64
+	for rows.Next() {
+		var chunk []byte
+		if err := rows.Scan(&chunk); err != nil {
+			return nil, fmt.Errorf("read log of run %d: %w", id, err)
+		}
+		end := pos + int64(len(chunk))
+		if end > offset {
+			out = append(out, chunk[max(0, offset-pos):]...)
+		}
+		pos = end
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read log of run %d: %w", id, err)
+	}
+	return out, nil
 }
 
 // RunList lists runs newest first (by id), optionally of one job, in one
@@ -400,20 +428,21 @@ const outputRoom = store.OutputCap - len(store.OutputTruncated)
 // store.OutputCap bytes, and returns what it appended.
 func appendOutput(t *tx, id int64, log string) (string, error) {
 	var cur int
-	row, err := t.queryRow("SELECT length(CAST(output AS BLOB)) FROM run_output WHERE run_id = ?", id)
+	row, err := t.queryRow("SELECT output_size FROM runs WHERE id = ?", id)
 	if err != nil {
 		return "", err
 	}
-	if err := row.Scan(&cur); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("read output of run %d: %w", id, err)
+	if err := row.Scan(&cur); err != nil {
+		return "", fmt.Errorf("read output size of run %d: %w", id, mapErr(err))
 	}
 	add := capOutput(cur, log)
 	if add == "" {
 		return "", nil
 	}
-	_, err = t.exec(`INSERT INTO run_output (run_id, output) VALUES (?, ?)
-ON CONFLICT (run_id) DO UPDATE SET output = output || excluded.output`, id, add)
-	if err != nil {
+	if _, err := t.exec("INSERT INTO run_log (run_id, data) VALUES (?, ?)", id, []byte(add)); err != nil {
+		return "", fmt.Errorf("append output of run %d: %w", id, err)
+	}
+	if _, err := t.exec("UPDATE runs SET output_size = output_size + ? WHERE id = ?", len(add), id); err != nil {
 		return "", fmt.Errorf("append output of run %d: %w", id, err)
 	}
 	return add, nil
@@ -432,4 +461,48 @@ func capOutput(cur int, log string) string {
 		n--
 	}
 	return log[:n] + store.OutputTruncated
+}
+
+// pruneBatch bounds the rows one prune transaction deletes, so the writer
+// is never held for long.
+const pruneBatch = 2000
+
+// RunsPrune deletes runs that ended before before (their output and
+// reports go with them) and settled triggers fired before before that have
+// no run left, in batches.
+func (s *Store) RunsPrune(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		err := s.write(ctx, func(t *tx) error {
+			var err error
+			n, err = t.affected(`DELETE FROM runs WHERE id IN (SELECT id FROM runs
+WHERE finished_at IS NOT NULL AND finished_at < ? LIMIT ?)`, ms(before), pruneBatch)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("prune runs: %w", mapErr(err))
+		}
+		total += n
+		if n < pruneBatch {
+			break
+		}
+	}
+	for {
+		var n int64
+		err := s.write(ctx, func(t *tx) error {
+			var err error
+			n, err = t.affected(`DELETE FROM triggers WHERE id IN (SELECT t.id FROM triggers t
+WHERE t.state != 'pending' AND t.fired_at < ?
+AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.trigger_id = t.id) LIMIT ?)`, ms(before), pruneBatch)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("prune triggers: %w", mapErr(err))
+		}
+		if n < pruneBatch {
+			break
+		}
+	}
+	return total, nil
 }

@@ -18,6 +18,8 @@ var runTests = []test{
 	{"ReportIdempotent", testRunReportIdempotent},
 	{"ReportsBatch", testRunReportsBatch},
 	{"Params", testRunParams},
+	{"LogOffset", testRunLogOffset},
+	{"Prune", testRunsPrune},
 	{"ReportOutputCap", testRunReportOutputCap},
 	{"ActiveAndCounts", testRunsActiveCounts},
 	{"ListPaging100k", testRunList100k},
@@ -161,6 +163,53 @@ func testRunReportIdempotent(t *testing.T, s store.Store) {
 
 	_, err = s.RunReport(ctx(t), store.ReportParams{RunID: 777777, Attempt: 1, Seq: 1, Log: "x"})
 	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func testRunLogOffset(t *testing.T, s store.Store) {
+	runs := []*store.Run{{JobName: "l", Attempt: 1, State: store.RunRunning}}
+	require.NoError(t, s.RunInsert(ctx(t), runs))
+	id := runs[0].ID
+	for i, chunk := range []string{"hello ", "wor", "ld\n"} {
+		_, err := s.RunReport(ctx(t), store.ReportParams{RunID: id, Attempt: 1, Seq: int64(i + 1), Log: chunk})
+		require.NoError(t, err)
+	}
+	for _, tc := range []struct {
+		offset int64
+		want   string
+	}{{0, "hello world\n"}, {6, "world\n"}, {7, "orld\n"}, {9, "ld\n"}, {12, ""}, {100, ""}} {
+		got, err := s.RunLog(ctx(t), id, tc.offset)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, string(got), "offset %d", tc.offset)
+	}
+	got, err := s.RunLog(ctx(t), 999999, 0)
+	require.NoError(t, err)
+	require.Empty(t, got, "a run with no output reads empty")
+}
+
+func testRunsPrune(t *testing.T, s store.Store) {
+	j := createJob(t, s, "prune", time.Time{})
+	res, err := s.TriggersFire(ctx(t), []*store.FireParams{
+		{Trigger: &store.Trigger{JobID: j.ID, ScheduledAt: at(1), Origin: store.OriginManual, State: store.TriggerFired}, State: store.TriggerFired, FireAt: at(1),
+			Runs: []*store.Run{{JobID: j.ID, JobName: "prune", Attempt: 1, State: store.RunSucceeded, FinishedAt: at(2)}}},
+		{Trigger: &store.Trigger{JobID: j.ID, ScheduledAt: at(50), Origin: store.OriginManual, State: store.TriggerFired}, State: store.TriggerFired, FireAt: at(50),
+			Runs: []*store.Run{{JobID: j.ID, JobName: "prune", Attempt: 1, State: store.RunSucceeded, FinishedAt: at(51)}}},
+		{Trigger: &store.Trigger{JobID: j.ID, ScheduledAt: at(3), Origin: store.OriginManual, State: store.TriggerFired}, State: store.TriggerFired, FireAt: at(3),
+			Runs: []*store.Run{{JobID: j.ID, JobName: "prune", Attempt: 1, State: store.RunRunning}}},
+	})
+	require.NoError(t, err)
+	old := res[0].Runs[0].ID
+	_, err = s.RunReport(ctx(t), store.ReportParams{RunID: old, Attempt: 1, Seq: 1, Log: "old output"})
+	require.NoError(t, err)
+	n, err := s.RunsPrune(ctx(t), at(10))
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n, "only the run that ended before the cutoff")
+	_, err = s.RunGet(ctx(t), old)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = s.RunGet(ctx(t), res[2].Runs[0].ID)
+	require.NoError(t, err, "a run still going is kept, however old")
+	ts, err := s.TriggerList(ctx(t), j.ID, at(0), at(100))
+	require.NoError(t, err)
+	require.Len(t, ts, 2, "the old trigger went with its run")
 }
 
 func testRunParams(t *testing.T, s store.Store) {
