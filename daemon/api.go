@@ -47,13 +47,14 @@ func (s *Server) AdminHandler() http.Handler {
 }
 
 // ExecutorHandler returns the handler for the TCP listener.
+//
+// Executor routes need the group's token when executor_tokens is set; the
+// admin routes need admin_token and are refused without it.
 func (s *Server) ExecutorHandler() http.Handler {
 	mux := http.NewServeMux()
 	s.executorRoutes(mux)
-	mux.HandleFunc(api.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusForbidden, api.ErrorBody{Error: "the admin API is served on the unix socket only"})
-	})
-	return s.guard(mux)
+	mux.Handle(api.Prefix+"/", s.adminOverTCP(s.AdminHandler()))
+	return remote(s.guard(mux))
 }
 
 func (s *Server) executorRoutes(mux *http.ServeMux) {
@@ -354,6 +355,10 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := s.authorizeGroup(r, req.Group); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	resp, err := s.d.disp.Register(r.Context(), req)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -365,6 +370,10 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 	var req api.PollRequest
 	if err := decode(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.authorizeExecutor(r, r.PathValue("id")); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -380,6 +389,10 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleDeregister(w http.ResponseWriter, r *http.Request) {
+	if err := s.authorizeExecutor(r, r.PathValue("id")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if err := s.d.disp.Deregister(r.Context(), r.PathValue("id")); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -398,6 +411,10 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := s.authorizeExecutor(r, rep.ExecutorID); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	resp, err := s.d.Report(r.Context(), id, rep)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -409,6 +426,10 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
 	var batch api.ReportBatch
 	if err := decode(r, &batch); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.authorizeExecutor(r, r.PathValue("id")); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -41,6 +41,19 @@ type Config struct {
 	// RetentionDays is how long ended runs and their output are kept; 0
 	// keeps them forever.
 	RetentionDays int `yaml:"retention_days"`
+	// ExecutorTokens maps an executor group to the token its executors
+	// must present on the TCP listener; the key "*" admits any group
+	// without a token of its own. Required when Listen is not loopback.
+	ExecutorTokens map[string]Secret `yaml:"executor_tokens"`
+	// ExecutorTokensFile is a YAML file of the same map, read at start
+	// (keeps tokens out of the main config).
+	ExecutorTokensFile string `yaml:"executor_tokens_file"`
+	// AdminToken, if set, serves the admin API over TCP to requests that
+	// carry it (jobctl --addr --token).
+	AdminToken Secret `yaml:"admin_token"`
+	// TLSCert and TLSKey, if set, serve the TCP listener over TLS.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 }
 
 // DefaultConfig returns the built-in defaults.
@@ -102,6 +115,12 @@ func (c *Config) ApplyEnv(environ []string) error {
 	str("JOBD_LISTEN", &c.Listen)
 	str("JOBD_LOG_FORMAT", &c.LogFormat)
 	str("JOBD_LOG_LEVEL", &c.LogLevel)
+	str("JOBD_EXECUTOR_TOKENS_FILE", &c.ExecutorTokensFile)
+	str("JOBD_TLS_CERT", &c.TLSCert)
+	str("JOBD_TLS_KEY", &c.TLSKey)
+	if v, ok := env["JOBD_ADMIN_TOKEN"]; ok {
+		c.AdminToken = Secret(v)
+	}
 	if err := dur("JOBD_LOOK_AHEAD", &c.LookAhead); err != nil {
 		return err
 	}
@@ -165,6 +184,30 @@ func (c *Config) Validate() error {
 	}
 	if c.HeartbeatInterval < 100*time.Millisecond || c.HeartbeatInterval > time.Minute {
 		return &ConfigValidationError{Field: "heartbeat_interval", Err: fmt.Errorf("%s: want 100ms to 1m", c.HeartbeatInterval)}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return &ConfigValidationError{Field: "tls_cert", Err: errors.New("tls_cert and tls_key go together")}
+	}
+	if c.ExecutorTokensFile != "" {
+		m, err := loadTokensFile(c.ExecutorTokensFile)
+		if err != nil {
+			return &ConfigValidationError{Field: "executor_tokens_file", Err: err}
+		}
+		if c.ExecutorTokens == nil {
+			c.ExecutorTokens = map[string]Secret{}
+		}
+		for g, t := range m {
+			c.ExecutorTokens[g] = t
+		}
+		c.ExecutorTokensFile = ""
+	}
+	for g, t := range c.ExecutorTokens {
+		if t == "" {
+			return &ConfigValidationError{Field: "executor_tokens", Err: fmt.Errorf("group %q has an empty token", g)}
+		}
+	}
+	if c.Listen != "" && !loopback(c.Listen) && len(c.ExecutorTokens) == 0 {
+		return &ConfigValidationError{Field: "executor_tokens", Err: fmt.Errorf("listen %s is reachable from other hosts: set executor_tokens (or listen on 127.0.0.1)", c.Listen)}
 	}
 	if c.RetentionDays < 0 {
 		return &ConfigValidationError{Field: "retention_days", Err: fmt.Errorf("%d: must not be negative", c.RetentionDays)}

@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -76,10 +77,25 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	var tcpLn net.Listener
 	if d.cfg.Listen != "" {
+		var tlsCfg *tls.Config
+		if d.cfg.TLSCert != "" {
+			cert, err := tls.LoadX509KeyPair(d.cfg.TLSCert, d.cfg.TLSKey)
+			if err != nil {
+				sockLn.Close()
+				return fmt.Errorf("load TLS certificate: %w", err)
+			}
+			tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
 		tcpLn, err = net.Listen("tcp", d.cfg.Listen)
 		if err != nil {
 			sockLn.Close()
 			return fmt.Errorf("listen %s: %w", d.cfg.Listen, err)
+		}
+		if tlsCfg != nil {
+			tcpLn = tls.NewListener(tcpLn, tlsCfg)
+		}
+		if len(d.cfg.ExecutorTokens) == 0 {
+			d.log.Warn("executors connect without a token: set executor_tokens before listening beyond this host", "listen", d.cfg.Listen)
 		}
 	}
 	base := func(net.Listener) context.Context { return context.WithoutCancel(ctx) }

@@ -704,6 +704,16 @@ func (d *Dispatcher) Kill(r *store.Run) (now bool) {
 	return false
 }
 
+// GroupOf returns the group of a registered executor.
+func (d *Dispatcher) GroupOf(id string) (string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e := d.execs[id]; e != nil {
+		return e.group, true
+	}
+	return "", false
+}
+
 // HasCandidates reports whether group has an executor matching sel that
 // is online or expected back (suspect: its connection dropped, or jobd
 // restarted, less than three heartbeats ago).

@@ -28,6 +28,8 @@ func errorStatus(err error) int {
 	switch {
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrUnauthorized):
+		return http.StatusUnauthorized
 	case errors.Is(err, store.ErrConflict), errors.Is(err, ErrPaused):
 		return http.StatusConflict
 	case errors.As(err, &fe):

@@ -40,6 +40,8 @@ func newServeCmd(stderr io.Writer) *cobra.Command {
 	f.StringVar(&flags.Listen, "listen", "", "TCP address for executors (default 127.0.0.1:7070; empty disables)")
 	f.StringVar(&flags.LogFormat, "log-format", "", "log format: text or json")
 	f.StringVar(&flags.LogLevel, "log-level", "", "log level: debug, info, warn, error")
+	f.StringVar(&flags.TLSCert, "tls-cert", "", "PEM certificate: serve the executor listener over TLS")
+	f.StringVar(&flags.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
 	return cmd
 }
 
@@ -71,6 +73,12 @@ func loadServeConfig(configFile string, environ []string, fs *pflag.FlagSet, fla
 	}
 	if fs.Changed("log-level") {
 		cfg.LogLevel = flags.LogLevel
+	}
+	if fs.Changed("tls-cert") {
+		cfg.TLSCert = flags.TLSCert
+	}
+	if fs.Changed("tls-key") {
+		cfg.TLSKey = flags.TLSKey
 	}
 	return cfg, cfg.Validate()
 }

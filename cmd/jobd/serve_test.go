@@ -30,6 +30,8 @@ func TestLoadServeConfig_Precedence(t *testing.T) {
 		fs.StringVar(&f.Listen, "listen", "", "")
 		fs.StringVar(&f.LogFormat, "log-format", "", "")
 		fs.StringVar(&f.LogLevel, "log-level", "", "")
+		fs.StringVar(&f.TLSCert, "tls-cert", "", "")
+		fs.StringVar(&f.TLSKey, "tls-key", "", "")
 		require.NoError(t, fs.Parse(args))
 		return fs, f
 	}
