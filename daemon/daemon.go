@@ -401,6 +401,9 @@ func (d *Daemon) reports(ctx context.Context, batch api.ReportBatch) (api.Report
 			continue
 		}
 		out.Results[i] = api.ReportResponse{OK: true, Duplicate: r.Duplicate}
+		if r.Run != nil && r.Run.State == api.RunRunning {
+			d.disp.Started(r.Run)
+		}
 		if !r.Applied && !r.Duplicate && ps[k].Transition != nil {
 			d.log.Debug("report did not match the run's state", LogKeyRun, ps[k].RunID, "seq", ps[k].Seq, "to", ps[k].Transition.To)
 		}

@@ -48,11 +48,35 @@ type execEntry struct {
 	// dropped is set when its poll connection dropped (the process may have
 	// died) and cleared by its next poll.
 	dropped bool
+
+	// failures counts dispatches in a row that failed: runs that ended
+	// (failed or lost) without ever starting on it.
+	failures int
+	// probeAt is when a quarantined executor may take one probe run;
+	// probing is set while that run is out; probeWait doubles per failed
+	// probe.
+	probeAt   time.Time
+	probing   bool
+	probeWait time.Duration
+}
+
+// eligible reports whether e may take a run now, and how many: an online
+// executor its free slots, a quarantined one whose probe time came one.
+func (e *execEntry) eligible(now time.Time) (bool, int) {
+	switch {
+	case e.state == api.ExecutorOnline:
+		return true, e.free()
+	case e.state == api.ExecutorQuarantined && !e.probing && !now.Before(e.probeAt):
+		return true, min(e.free(), 1)
+	}
+	return false, 0
 }
 
 type heldRun struct {
 	run       *store.Run
 	delivered bool
+	// started is set when the executor reported the run started.
+	started bool
 	// deliveredSeq is the poll whose answer carried the run (0: before
 	// this process started). The executor lists a run it received in every
 	// later poll until its result is acknowledged.
@@ -94,6 +118,11 @@ type Dispatcher struct {
 	// LostAfter is how long an executor whose connection dropped may stay
 	// away before the runs it held are lost (default 1s).
 	LostAfter time.Duration
+	// QuarantineAfter is how many failed dispatches in a row quarantine an
+	// executor (default 3); QuarantineProbe is the first wait before a
+	// probe run (default 30s, doubling per failed probe up to 10m).
+	QuarantineAfter int
+	QuarantineProbe time.Duration
 	// EndedFunc is called with runs the dispatcher ended itself (lost).
 	EndedFunc func(runs []*store.Run)
 	// JobFunc finds the job of a run that must be routed again.
@@ -109,6 +138,7 @@ type Dispatcher struct {
 func NewDispatcher(st store.Store, clock Clock, log *slog.Logger, hb time.Duration) *Dispatcher {
 	return &Dispatcher{
 		store: st, clock: clock, log: log, hb: hb, LostAfter: time.Second,
+		QuarantineAfter: 3, QuarantineProbe: 30 * time.Second,
 		execs:  map[string]*execEntry{},
 		rr:     map[int64]uint64{},
 		queues: map[string][]queuedRun{},
@@ -205,7 +235,10 @@ func (d *Dispatcher) Register(ctx context.Context, req api.RegisterRequest) (api
 		e.labels, e.slots = x.Labels, x.Slots
 	}
 	e.lastSeen = now
-	e.setState(api.ExecutorOnline, now)
+	if e.state != api.ExecutorQuarantined {
+		// A restart does not lift a quarantine: only a probe that starts.
+		e.setState(api.ExecutorOnline, now)
+	}
 	var lost []*store.Run
 	for id, h := range e.held {
 		if !h.delivered {
@@ -371,9 +404,13 @@ func (e *execEntry) reconcileLocked(running []string, seq uint64) (out []*store.
 // ordered by id.
 func (d *Dispatcher) candidatesLocked(group string, sel map[string]string) []candidate {
 	var out []candidate
+	now := d.clock.Now()
 	for _, e := range d.execs {
-		if e.group == group && e.state == api.ExecutorOnline && matchSelector(sel, e.labels) {
-			out = append(out, candidate{e: e, free: e.free()})
+		if e.group != group || !matchSelector(sel, e.labels) {
+			continue
+		}
+		if ok, free := e.eligible(now); ok {
+			out = append(out, candidate{e: e, free: free})
 		}
 	}
 	slices.SortFunc(out, func(a, b candidate) int {
@@ -459,6 +496,10 @@ func (d *Dispatcher) Commit(job *compiledJob, ps []placement, runs []*store.Run)
 }
 
 func (d *Dispatcher) deliverLocked(e *execEntry, r *store.Run, job *compiledJob) {
+	if e.state == api.ExecutorQuarantined {
+		e.probing = true
+		d.log.Info("probing quarantined executor", LogKeyExecutor, e.id, "name", e.name, LogKeyRun, r.ID)
+	}
 	e.held[r.ID] = &heldRun{run: r}
 	e.mailbox = append(e.mailbox, newAssignment(job, r))
 	e.assignedCount++
@@ -584,8 +625,12 @@ func preferOthers(cands []candidate, avoid string) []candidate {
 // groupHasFreeLocked reports whether an online executor of group has a
 // free slot.
 func (d *Dispatcher) groupHasFreeLocked(group string) bool {
+	now := d.clock.Now()
 	for _, e := range d.execs {
-		if e.group == group && e.state == api.ExecutorOnline && e.free() > 0 {
+		if e.group != group {
+			continue
+		}
+		if ok, free := e.eligible(now); ok && free > 0 {
 			return true
 		}
 	}
@@ -666,13 +711,60 @@ func (d *Dispatcher) markLost(ctx context.Context, runs []*store.Run, why string
 }
 
 // Ended tells the registry a run ended, freeing its slot.
+//
+// A run that failed or was lost without ever starting counts as a failed
+// dispatch of its executor: QuarantineAfter of them in a row quarantine
+// it (no runs) until a probe run starts on it.
 func (d *Dispatcher) Ended(ctx context.Context, r *store.Run) {
 	d.mu.Lock()
 	if e := d.execs[r.ExecutorID]; e != nil {
+		h := e.held[r.ID]
 		delete(e.held, r.ID)
+		started := !r.StartedAt.IsZero() || h != nil && h.started
+		if !started && (r.State == api.RunFailed || r.State == api.RunLost) {
+			d.dispatchFailedLocked(e)
+		}
 	}
 	d.mu.Unlock()
 	d.Dispatch(ctx)
+}
+
+// Started tells the registry an executor reported run r started: its
+// dispatches work, so a quarantined executor is back online.
+func (d *Dispatcher) Started(r *store.Run) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.execs[r.ExecutorID]
+	if e == nil {
+		return
+	}
+	if h := e.held[r.ID]; h != nil {
+		h.started = true
+	}
+	e.failures = 0
+	if e.state == api.ExecutorQuarantined {
+		e.probing, e.probeWait = false, 0
+		e.setState(api.ExecutorOnline, d.clock.Now())
+		d.log.Info("executor out of quarantine: a probe run started", LogKeyExecutor, e.id, "name", e.name)
+	}
+}
+
+func (d *Dispatcher) dispatchFailedLocked(e *execEntry) {
+	now := d.clock.Now()
+	e.failures++
+	switch {
+	case e.state == api.ExecutorQuarantined:
+		// The probe failed: wait twice as long for the next one.
+		e.probing = false
+		e.probeWait = min(2*e.probeWait, 10*time.Minute)
+		e.probeAt = now.Add(e.probeWait)
+	case e.state == api.ExecutorOnline && e.failures >= d.QuarantineAfter:
+		e.setState(api.ExecutorQuarantined, now)
+		e.probeWait = d.QuarantineProbe
+		e.probeAt = now.Add(e.probeWait)
+		d.log.Warn("executor quarantined: dispatches failed in a row", LogKeyExecutor, e.id, "name", e.name,
+			"failures", e.failures, "probe_at", e.probeAt)
+	}
 }
 
 // Kill stops run r. A run no executor has received yet (queued, or in a

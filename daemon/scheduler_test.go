@@ -569,3 +569,49 @@ func TestScheduler_KillRun(t *testing.T) {
 	_, err = s.KillRun(ctx, r1.Runs[0].ID)
 	require.ErrorIs(t, err, store.ErrConflict, "a run that ended cannot be killed")
 }
+
+func TestDispatcher_Quarantine(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	start := tm(t, "2026-05-01T12:00:00Z")
+	s, b := setup(t, start)
+	e1 := b.executor(t, "g", "e1", 4)
+	b.clock.Set(start.Add(time.Millisecond))
+	e2 := b.executor(t, "g", "e2", 4)
+	_, err := s.CreateJob(ctx, api.JobSpec{Name: "q", Group: "g", Manual: true, Command: []string{"nope"}, Route: "first"})
+	require.NoError(t, err)
+	trigger := func() *store.Run {
+		t.Helper()
+		res, _, err := s.TriggerNow(ctx, "q", nil)
+		require.NoError(t, err)
+		return res.Runs[0]
+	}
+	// Three runs on e1 fail without starting (the binary is missing).
+	for range 3 {
+		r := trigger()
+		require.Equal(t, e1, r.ExecutorID)
+		b.endRun(t, s, r.ID, api.RunFailed)
+	}
+	xs, err := b.disp.Executors(ctx)
+	require.NoError(t, err)
+	states := map[string]string{}
+	for _, x := range xs {
+		states[x.ID] = x.State
+	}
+	require.Equal(t, api.ExecutorQuarantined, states[e1])
+	require.Equal(t, api.ExecutorOnline, states[e2])
+	require.Equal(t, e2, trigger().ExecutorID, "a quarantined executor gets no runs")
+
+	// After the probe wait, e1 gets one probe run; it starts: e1 is back.
+	b.clock.Set(b.clock.Now().Add(30 * time.Second))
+	probe := trigger()
+	require.Equal(t, e1, probe.ExecutorID)
+	require.Equal(t, e2, trigger().ExecutorID, "one probe at a time")
+	res, err := b.st.RunReport(ctx, store.ReportParams{RunID: probe.ID, Attempt: 1, Seq: 1,
+		Transition: &store.RunTransition{From: []string{api.RunAssigned}, To: api.RunRunning, Set: store.RunFields{StartedAt: b.clock.Now()}}})
+	require.NoError(t, err)
+	b.disp.Started(res.Run)
+	x, err := b.disp.Executor(ctx, e1)
+	require.NoError(t, err)
+	require.Equal(t, api.ExecutorOnline, x.State)
+}
