@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,8 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.HandleFunc("POST "+p+"/jobs/{name}/pause", s.handlePause(true))
 	mux.HandleFunc("POST "+p+"/jobs/{name}/resume", s.handlePause(false))
 	mux.HandleFunc("POST "+p+"/jobs/{name}/trigger", s.handleTrigger)
+	mux.HandleFunc("GET "+p+"/jobs/{name}/scripts", s.handleScriptList)
+	mux.HandleFunc("GET "+p+"/jobs/{name}/scripts/{version}", s.handleScriptGet)
 	mux.HandleFunc("POST "+p+"/apply", s.handleApply)
 	mux.HandleFunc("GET "+p+"/runs", s.handleRunList)
 	mux.HandleFunc("GET "+p+"/runs/{id}", s.handleRunGet)
@@ -106,7 +109,7 @@ func (s *Server) handleJobList(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
-		out = append(out, toAPIJob(j, ""))
+		out = append(out, s.apiJob(r.Context(), j))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -122,7 +125,7 @@ func (s *Server) handleJobCreate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, toAPIJob(j, ""))
+	writeJSON(w, http.StatusCreated, s.apiJob(r.Context(), j))
 }
 
 func (s *Server) handleJobGet(w http.ResponseWriter, r *http.Request) {
@@ -136,7 +139,7 @@ func (s *Server) handleJobGet(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toAPIJob(j, ""))
+	writeJSON(w, http.StatusOK, s.apiJob(r.Context(), j))
 }
 
 func (s *Server) handleJobPut(w http.ResponseWriter, r *http.Request) {
@@ -150,7 +153,7 @@ func (s *Server) handleJobPut(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toAPIJob(j, ""))
+	writeJSON(w, http.StatusOK, s.apiJob(r.Context(), j))
 }
 
 func (s *Server) handleJobDelete(w http.ResponseWriter, r *http.Request) {
@@ -168,7 +171,7 @@ func (s *Server) handlePause(paused bool) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, toAPIJob(j, ""))
+		writeJSON(w, http.StatusOK, s.apiJob(r.Context(), j))
 	}
 }
 
@@ -439,6 +442,56 @@ func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// apiJob renders a job, with the current version of a script job's
+// source.
+func (s *Server) apiJob(ctx context.Context, j *compiledJob) api.Job {
+	out := toAPIJob(j, "")
+	if out.Kind == api.KindScript {
+		if vs, err := s.d.store.ScriptList(ctx, j.row.ID); err == nil && len(vs) > 0 {
+			out.ScriptVersion = vs[0].Version
+		}
+	}
+	return out
+}
+
+func (s *Server) handleScriptList(w http.ResponseWriter, r *http.Request) {
+	row, err := s.d.store.JobGet(r.Context(), r.PathValue("name"))
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("job %s: %w", r.PathValue("name"), err))
+		return
+	}
+	vs, err := s.d.store.ScriptList(r.Context(), row.ID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]api.ScriptVersion, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, api.ScriptVersion{Version: v.Version, CreatedAt: api.NewTime(v.CreatedAt), SHA256: v.SHA256, Size: v.Size})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleScriptGet(w http.ResponseWriter, r *http.Request) {
+	row, err := s.d.store.JobGet(r.Context(), r.PathValue("name"))
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("job %s: %w", r.PathValue("name"), err))
+		return
+	}
+	v, err := strconv.Atoi(r.PathValue("version"))
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("script version %q: %w", r.PathValue("version"), store.ErrNotFound))
+		return
+	}
+	sc, err := s.d.store.ScriptGet(r.Context(), row.ID, v)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte(sc.Source))
 }
 
 // toAPIRun renders a stored run.

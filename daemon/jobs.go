@@ -73,7 +73,21 @@ func (s *Scheduler) CreateJob(ctx context.Context, spec api.JobSpec) (*compiledJ
 		return nil, fmt.Errorf("create job %s: %w", norm.Name, err)
 	}
 	s.signal(s.matWake)
+	if err := s.saveScript(ctx, row.ID, &norm); err != nil {
+		return nil, err
+	}
 	return &compiledJob{row: row, spec: norm, sched: sched}, nil
+}
+
+// saveScript keeps a script job's source in its version history.
+func (s *Scheduler) saveScript(ctx context.Context, jobID int64, spec *api.JobSpec) error {
+	if spec.Script == "" {
+		return nil
+	}
+	if _, err := s.store.ScriptSave(ctx, jobID, spec.Script, s.clock.Now()); err != nil {
+		return fmt.Errorf("keep script version: %w", err)
+	}
+	return nil
 }
 
 // scheduleChanged reports whether two specs fire at different times.
@@ -141,6 +155,9 @@ func (s *Scheduler) UpdateJob(ctx context.Context, name string, spec api.JobSpec
 		return nil, false, fmt.Errorf("update job %s: %w", name, err)
 	}
 	j.row = saved
+	if err := s.saveScript(ctx, saved.ID, &norm); err != nil {
+		return nil, false, err
+	}
 	s.mu.Lock()
 	if js := s.jobs[saved.ID]; js != nil {
 		js.job = j

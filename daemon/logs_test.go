@@ -3,6 +3,7 @@ package daemon
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -86,4 +87,40 @@ func TestServer_RunLogsFollow(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+func TestServer_ScriptVersions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := New(DefaultConfig(), testutil.NewStore(t), testutil.Logger(t), SystemClock{}, "test", nil)
+	srv := httptest.NewServer(d.server.AdminHandler())
+	defer srv.Close()
+	spec := api.JobSpec{Name: "sc", Group: "g", Manual: true, Script: "echo 1", Interpreter: "bash"}
+	_, err := d.sched.CreateJob(ctx, spec)
+	require.NoError(t, err)
+	spec.Script = "echo 2"
+	_, _, err = d.sched.UpdateJob(ctx, "sc", spec)
+	require.NoError(t, err)
+	spec.Interpreter = "sh" // not a source change: no new version
+	_, _, err = d.sched.UpdateJob(ctx, "sc", spec)
+	require.NoError(t, err)
+
+	var vs []api.ScriptVersion
+	resp, err := http.Get(srv.URL + api.Prefix + "/jobs/sc/scripts")
+	require.NoError(t, err)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&vs))
+	resp.Body.Close()
+	require.Len(t, vs, 2)
+	require.Equal(t, 2, vs[0].Version)
+	resp, err = http.Get(srv.URL + api.Prefix + "/jobs/sc/scripts/1")
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, "echo 1", string(b))
+	var j api.Job
+	resp, err = http.Get(srv.URL + api.Prefix + "/jobs/sc")
+	require.NoError(t, err)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&j))
+	resp.Body.Close()
+	require.Equal(t, 2, j.ScriptVersion)
 }

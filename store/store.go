@@ -289,6 +289,19 @@ type ReplayParams struct {
 	Triggers []*Trigger
 }
 
+// ScriptVersionsKept is how many versions of a job's script are kept.
+const ScriptVersionsKept = 30
+
+// Script is one version of a script job's source.
+type Script struct {
+	JobID     int64
+	Version   int
+	Source    string
+	SHA256    string
+	Size      int
+	CreatedAt time.Time
+}
+
 // Store is jobd's persistent state. Every method is safe for concurrent use.
 type Store interface {
 	// Driver names the driver ("sqlite", "postgres").
@@ -345,6 +358,15 @@ type Store interface {
 	// A report refused on its own gets ReportResult.Err; the error return
 	// is for the batch as a whole (nothing of it was stored).
 	RunReports(ctx context.Context, ps []ReportParams) ([]ReportResult, error)
+
+	// ScriptSave stores a new version of a job's script unless it equals
+	// the newest, keeps the newest ScriptVersionsKept, and returns the
+	// current version number.
+	ScriptSave(ctx context.Context, jobID int64, source string, at time.Time) (int, error)
+	// ScriptList lists a job's script versions, newest first, without
+	// source.
+	ScriptList(ctx context.Context, jobID int64) ([]*Script, error)
+	ScriptGet(ctx context.Context, jobID int64, version int) (*Script, error)
 
 	MissedList(ctx context.Context, p MissedListParams) ([]*Missed, error)
 	MissedTotal(ctx context.Context) (int64, error)

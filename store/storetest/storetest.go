@@ -36,6 +36,7 @@ func Run(t *testing.T, open Opener) {
 		{"Missed", missedTests},
 		{"Run", runTests},
 		{"Executor", executorTests},
+		{"Script", scriptTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
