@@ -146,9 +146,28 @@ func (c *Client) CloseIdleConnections() {
 // non-nil. A non-2xx answer returns an *Error; a failed dial returns an
 // *UnreachableError.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	resp, err := c.send(ctx, method, path, query, in, "application/json")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// send sends one request like do, asking for an answer of type accept, and
+// returns a 2xx answer with its body unread: the caller must close it. Any
+// other answer is read into an *Error.
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, in any, accept string) (*http.Response, error) {
 	c.init()
 	if c.initErr != nil {
-		return c.initErr
+		return nil, c.initErr
 	}
 	target := c.base + Prefix + path
 	if len(query) > 0 {
@@ -159,15 +178,15 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("%s %s: encode request: %w", method, path, err)
+			return nil, fmt.Errorf("%s %s: encode request: %w", method, path, err)
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -182,21 +201,13 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return c.transportError(ctx, method, path, err)
+		return nil, c.transportError(ctx, method, path, err)
 	}
-	defer resp.Body.Close()
-
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return decodeError(resp)
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
 	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
-	}
-	return nil
+	return resp, nil
 }
 
 // transportError turns an error of http.Client.Do into the error do returns.
@@ -408,6 +419,71 @@ func (c *Client) RunGet(ctx context.Context, id string) (*Run, error) {
 		return nil, err
 	}
 	return &r, nil
+}
+
+// RunKill asks jobd to kill the run with id (POST /runs/{id}/kill) and
+// returns the run as it is after the request: RunKilled at once for a run
+// no executor started yet, else still running (or assigned) until its
+// executor confirms the kill. A run that already ended is a conflict
+// (IsConflict).
+func (c *Client) RunKill(ctx context.Context, id string) (*Run, error) {
+	var r Run
+	if err := c.do(ctx, http.MethodPost, "/runs/"+url.PathEscape(id)+"/kill", nil, nil, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// RunStateHeader is the header of a run's logs that carries the run's state
+// when the answer started.
+const RunStateHeader = "X-Jobd-Run-State"
+
+// RunLogs opens the stored output of the run with id from byte offset on
+// (GET /runs/{id}/logs). It returns the output as it arrives, unbuffered,
+// and the run's state when the answer started (RunStateHeader). With
+// follow, the body stays open and streams new output until the run has
+// ended and all its output was sent; it then ends with io.EOF, whereas a
+// connection lost on the way fails the read with another error. Only ctx
+// bounds how long the body stays open. The caller must close the body.
+func (c *Client) RunLogs(ctx context.Context, id string, offset int64, follow bool) (io.ReadCloser, string, error) {
+	q := url.Values{}
+	q.Set("offset", strconv.FormatInt(offset, 10))
+	q.Set("follow", strconv.FormatBool(follow))
+	resp, err := c.send(ctx, http.MethodGet, "/runs/"+url.PathEscape(id)+"/logs", q, nil, "text/plain")
+	if err != nil {
+		return nil, "", err
+	}
+	return resp.Body, resp.Header.Get(RunStateHeader), nil
+}
+
+// JobScripts lists the stored versions of the source of the script job
+// called name, newest first (GET /jobs/{name}/scripts). The slice is never
+// nil.
+func (c *Client) JobScripts(ctx context.Context, name string) ([]ScriptVersion, error) {
+	versions := []ScriptVersion{}
+	if err := c.do(ctx, http.MethodGet, jobPath(name)+"/scripts", nil, nil, &versions); err != nil {
+		return nil, err
+	}
+	if versions == nil {
+		versions = []ScriptVersion{}
+	}
+	return versions, nil
+}
+
+// JobScript returns the source of version of the script job called name
+// (GET /jobs/{name}/scripts/{version}).
+func (c *Client) JobScript(ctx context.Context, name string, version int) (string, error) {
+	path := jobPath(name) + "/scripts/" + strconv.Itoa(version)
+	resp, err := c.send(ctx, http.MethodGet, path, nil, nil, "text/plain")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("GET %s: read answer: %w", path, err)
+	}
+	return string(b), nil
 }
 
 // MissedList returns the records of missed triggers (GET /missed). The slice

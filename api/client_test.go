@@ -169,6 +169,43 @@ func TestClient_Requests(t *testing.T) {
 			want: request{Method: "GET", Path: "/api/v1/runs/x%2Fy"},
 		},
 		{
+			name: "RunKill", status: 200, answer: `{"id":"12","state":"killed"}`,
+			call: func(ctx context.Context, c *api.Client) (any, error) { return c.RunKill(ctx, "12") },
+			want: request{Method: "POST", Path: "/api/v1/runs/12/kill"},
+			check: func(t *testing.T, got any) {
+				require.Equal(t, api.RunKilled, got.(*api.Run).State)
+			},
+		},
+		{
+			name: "JobScripts", status: 200,
+			answer: `[{"version":2,"created_at":"2024-06-01T02:00:00.000Z","sha256":"ab12","size":30},{"version":1,"sha256":"cd34","size":12}]`,
+			call:   func(ctx context.Context, c *api.Client) (any, error) { return c.JobScripts(ctx, "a.b") },
+			want:   request{Method: "GET", Path: "/api/v1/jobs/a.b/scripts"},
+			check: func(t *testing.T, got any) {
+				require.Equal(t, []api.ScriptVersion{
+					{Version: 2, CreatedAt: api.NewTime(since), SHA256: "ab12", Size: 30},
+					{Version: 1, SHA256: "cd34", Size: 12},
+				}, got)
+			},
+		},
+		{
+			name: "JobScriptsNullIsEmpty", status: 200, answer: `null`,
+			call: func(ctx context.Context, c *api.Client) (any, error) { return c.JobScripts(ctx, "a") },
+			want: request{Method: "GET", Path: "/api/v1/jobs/a/scripts"},
+			check: func(t *testing.T, got any) {
+				require.NotNil(t, got.([]api.ScriptVersion))
+				require.Empty(t, got.([]api.ScriptVersion))
+			},
+		},
+		{
+			name: "JobScript", status: 200, answer: "#!/bin/sh\necho {\"not\": json}\n",
+			call: func(ctx context.Context, c *api.Client) (any, error) { return c.JobScript(ctx, "a", 3) },
+			want: request{Method: "GET", Path: "/api/v1/jobs/a/scripts/3"},
+			check: func(t *testing.T, got any) {
+				require.Equal(t, "#!/bin/sh\necho {\"not\": json}\n", got, "the source comes back as is")
+			},
+		},
+		{
 			name: "MissedList", status: 200, answer: `[{"job":"a","count":3}]`,
 			call: func(ctx context.Context, c *api.Client) (any, error) {
 				return c.MissedList(ctx, api.MissedListOptions{Job: "a", Since: since})

@@ -43,6 +43,9 @@ type Daemon struct {
 	ready     atomic.Bool
 	// logs is notified when run output or run states are stored.
 	logs *broadcaster
+	// stopping is closed when shutdown begins: long requests (log
+	// follows) end so the listeners can close.
+	stopping chan struct{}
 }
 
 // New wires a daemon over an open store.
@@ -50,7 +53,7 @@ func New(cfg Config, st store.Store, log *slog.Logger, clock Clock, version stri
 	if notify == nil {
 		notify = func(string) {}
 	}
-	d := &Daemon{cfg: cfg, store: st, log: log, clock: clock, version: version, notify: notify, logs: newBroadcaster()}
+	d := &Daemon{cfg: cfg, store: st, log: log, clock: clock, version: version, notify: notify, logs: newBroadcaster(), stopping: make(chan struct{})}
 	d.disp = NewDispatcher(st, clock, log, cfg.HeartbeatInterval)
 	d.sched = NewScheduler(st, clock, log, d.disp, cfg.LookAhead)
 	d.disp.EndedFunc = func(runs []*store.Run) { d.sched.RunsEnded(context.Background(), runs) }
@@ -133,6 +136,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.notify("STOPPING=1")
 	d.log.Info("jobd stopping")
+	close(d.stopping)
 	// Stop firing first; the fire loop finishes the batch it is settling.
 	stopRun()
 	bg.Wait()

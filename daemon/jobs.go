@@ -287,8 +287,14 @@ func specEqual(a, b api.JobSpec) bool {
 	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
 
-// ErrRunEnded answers a kill of a run that is over.
-var ErrRunEnded = errors.New("run already ended")
+// conflictError is a request that the current state refuses (409), with a
+// message for the user.
+type conflictError struct{ msg string }
+
+func (e *conflictError) Error() string { return e.msg }
+
+// Unwrap makes it a store.ErrConflict.
+func (e *conflictError) Unwrap() error { return store.ErrConflict }
 
 // KillRun stops a run: one no executor has yet ends killed at once; one an
 // executor runs is killed there (its whole process group) and ends when the
@@ -299,7 +305,7 @@ func (s *Scheduler) KillRun(ctx context.Context, id int64) (*store.Run, error) {
 		return nil, fmt.Errorf("run %d: %w", id, err)
 	}
 	if isFinal(r.State) {
-		return nil, fmt.Errorf("run %d already ended (%s): %w", id, r.State, errors.Join(ErrRunEnded, store.ErrConflict))
+		return nil, &conflictError{msg: fmt.Sprintf("run %d already ended (%s)", id, r.State)}
 	}
 	s.mu.Lock()
 	held := false

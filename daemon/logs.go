@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jobd/jobd/api"
 	"github.com/jobd/jobd/store"
 )
 
@@ -47,7 +48,7 @@ func (s *Server) handleRunLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Jobd-Run-State", state)
+	w.Header().Set(api.RunStateHeader, state)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
@@ -78,6 +79,8 @@ func (s *Server) handleRunLogs(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-s.d.stopping:
+			return // jobctl reconnects from its offset
 		case <-wake:
 		case <-time.After(2 * time.Second):
 		}

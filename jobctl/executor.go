@@ -53,17 +53,16 @@ func runExecutorList(opts *executorListOptions) error {
 	if p.structured() {
 		return p.encode(execs)
 	}
-	header := []string{"ID", "NAME", "GROUP", "STATE", "RUNNING", "LAST SEEN"}
+	header := []string{"ID", "NAME", "GROUP", "STATE", "SINCE", "RUNNING/SLOTS", "LAST SEEN"}
 	if p.wide() {
-		header = append(header, "HOST", "VERSION", "STATE SINCE", "REGISTERED", "LABELS")
+		header = append(header, "HOST", "VERSION", "REGISTERED", "LABELS")
 	}
 	rows := make([][]cell, 0, len(execs))
 	for _, e := range execs {
 		row := []cell{{text: e.ID}, {text: e.Name}, {text: e.Group}, colored(e.State, stateColor(e.State)),
-			{text: fmt.Sprintf("%d/%d", e.Running, e.Slots)}, {text: p.time(e.LastSeen)}}
+			{text: p.ago(e.StateSince)}, {text: fmt.Sprintf("%d/%d", e.Running, e.Slots)}, {text: p.ago(e.LastSeen)}}
 		if p.wide() {
-			row = append(row, cells(orDash(e.Host), orDash(e.Version), p.time(e.StateSince),
-				p.time(e.RegisteredAt), joinMap(e.Labels))...)
+			row = append(row, cells(orDash(e.Host), orDash(e.Version), p.time(e.RegisteredAt), joinMap(e.Labels))...)
 		}
 		rows = append(rows, row)
 	}

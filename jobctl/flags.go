@@ -27,9 +27,17 @@ var (
 		api.RunPending, api.RunAssigned, api.RunRunning, api.RunSucceeded, api.RunFailed,
 		api.RunTimedOut, api.RunKilled, api.RunLost, api.RunSkipped,
 	}
+	backoffPolicies = []string{backoffFixed, backoffExponential}
 	// interpreters are suggestions for completion; jobd decides which exist.
 	interpreters = []string{"bash", "sh", "python3", "node", "perl", "ruby"}
 	httpMethods  = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}
+)
+
+// Retry backoff policies (api.JobSpec.BackoffPolicy); jobd's default is
+// exponential.
+const (
+	backoffFixed       = "fixed"
+	backoffExponential = "exponential"
 )
 
 // enumValue is a pflag.Value that accepts one of options.

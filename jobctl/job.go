@@ -22,6 +22,7 @@ func newCmdJob(f *Factory) *cobra.Command {
 		newCmdJobPause(f, nil, true),
 		newCmdJobPause(f, nil, false),
 		newCmdJobTrigger(f, nil),
+		newCmdJobScript(f, nil),
 	)
 	return cmd
 }
@@ -231,6 +232,11 @@ func runJobGet(opts *jobGetOptions) error {
 	pairs = append(pairs,
 		[2]string{"Timezone", orDash(j.TZ)},
 		[2]string{"Runs", payload(j.JobSpec)},
+	)
+	if kindOf(*j) == api.KindScript && j.ScriptVersion > 0 {
+		pairs = append(pairs, [2]string{"Script version", fmt.Sprintf("%d (see 'jobctl job script %s --list')", j.ScriptVersion, j.Name)})
+	}
+	pairs = append(pairs,
 		[2]string{"Params", joinMap(j.Params)},
 		[2]string{"Labels", joinMap(j.Labels)},
 		[2]string{"Paused", yesNo(j.Paused)},
@@ -241,12 +247,32 @@ func runJobGet(opts *jobGetOptions) error {
 			orDash(j.Misfire), durationOrDash(j.MisfireThreshold), j.MaxCatchUp, yesNo(j.RecordMissed))},
 		[2]string{"Overlap", orDash(j.Overlap)},
 		[2]string{"Route", orDash(j.Route) + selectorSuffix(j.Selector)},
-		[2]string{"Retries", fmt.Sprintf("%d (backoff %s)", j.Retries, durationOrDash(j.Backoff))},
+		[2]string{"Retries", retriesText(j.JobSpec)},
 		[2]string{"Timeout", durationOrDash(j.Timeout)},
 		[2]string{"Created", p.time(j.CreatedAt)},
 		[2]string{"Updated", p.time(j.UpdatedAt)},
 	)
 	return p.kv(pairs)
+}
+
+// retriesText describes the retry policy of s: "3 (backoff 30s,
+// exponential with jitter up to 10m0s)". Fields left out take jobd's
+// defaults.
+func retriesText(s api.JobSpec) string {
+	if s.Retries == 0 {
+		return "none"
+	}
+	or := func(d *api.Duration, def string) string {
+		if d == nil {
+			return def
+		}
+		return d.D().String()
+	}
+	text := fmt.Sprintf("%d (backoff %s, ", s.Retries, or(s.Backoff, "default"))
+	if s.BackoffPolicy == backoffFixed {
+		return text + "fixed)"
+	}
+	return text + "exponential with jitter up to " + or(s.BackoffMax, "default") + ")"
 }
 
 func selectorSuffix(sel map[string]string) string {

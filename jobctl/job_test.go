@@ -78,6 +78,10 @@ func TestJobEdit(t *testing.T) {
 			}},
 			{"ClearTimeout", []string{"--timeout", "0"}, func(s *api.JobSpec) { s.Timeout = nil }},
 			{"Kind", []string{"--handler", "h"}, func(s *api.JobSpec) { s.Command, s.Handler = nil, "h" }},
+			{"BackoffPolicy", []string{"--retries", "2", "--backoff-policy", "fixed", "--backoff", "15s"}, func(s *api.JobSpec) {
+				s.Retries, s.BackoffPolicy, s.Backoff = 2, "fixed", dur(15*time.Second)
+			}},
+			{"BackoffMax", []string{"--backoff-max", "1h"}, func(s *api.JobSpec) { s.BackoffMax = dur(time.Hour) }},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

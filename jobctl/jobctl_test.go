@@ -36,8 +36,11 @@ type answer struct {
 // it is given and records every request.
 type fakeJobd struct {
 	socket string
-	mu     sync.Mutex
-	reqs   []seen
+	// ln is the listener: closing it takes jobd away (new connections
+	// fail, the socket file is removed) while open streams go on.
+	ln   net.Listener
+	mu   sync.Mutex
+	reqs []seen
 }
 
 // newFakeJobd starts a fake jobd with routes keyed by ServeMux pattern
@@ -63,6 +66,7 @@ func newFakeJobd(t *testing.T, routes map[string]answer) *fakeJobd {
 	}
 	ln, err := net.Listen("unix", fj.socket)
 	require.NoError(t, err)
+	fj.ln = ln
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(b))
@@ -190,6 +194,22 @@ func TestJobCreate(t *testing.T) {
 				Backoff: dur(time.Minute), Timeout: dur(2 * time.Hour), Paused: true,
 			},
 		},
+		{
+			name: "ExponentialBackoff",
+			args: []string{"--manual", "--handler", "h", "--retries", "5", "--backoff", "10s", "--backoff-policy", "exponential", "--backoff-max", "5m"},
+			want: api.JobSpec{Manual: true, Handler: "h", Retries: 5, Backoff: dur(10 * time.Second),
+				BackoffPolicy: "exponential", BackoffMax: dur(5 * time.Minute)},
+		},
+		{
+			name: "FixedBackoffZeroIsAtOnce",
+			args: []string{"--manual", "--handler", "h", "--retries", "1", "--backoff", "0", "--backoff-policy", "fixed"},
+			want: api.JobSpec{Manual: true, Handler: "h", Retries: 1, Backoff: dur(0), BackoffPolicy: "fixed"},
+		},
+		{
+			name: "BackoffMaxZeroIsDefault",
+			args: []string{"--manual", "--handler", "h", "--retries", "1", "--backoff-max", "0"},
+			want: api.JobSpec{Manual: true, Handler: "h", Retries: 1},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,6 +254,10 @@ func TestJobCreate_UsageErrors(t *testing.T) {
 		{"UnbalancedQuote", []string{"a", "--group", "g", "--manual", "--command", `echo "hi`}, "unbalanced quotes"},
 		{"BadURL", []string{"a", "--group", "g", "--manual", "--http", "example.com"}, "want an http(s)://host/... URL"},
 		{"BadDuration", []string{"a", "--group", "g", "--every", "often", "--command", "true"}, `invalid argument "often" for "--every"`},
+		{"BadBackoffPolicy", []string{"a", "--group", "g", "--manual", "--command", "true", "--backoff-policy", "linear"}, "want one of fixed, exponential"},
+		{"BackoffMaxWithFixed", []string{"a", "--group", "g", "--manual", "--command", "true", "--backoff-policy", "fixed", "--backoff-max", "1m"}, "--backoff-max goes with --backoff-policy exponential"},
+		{"BackoffMaxUnderBackoff", []string{"a", "--group", "g", "--manual", "--command", "true", "--backoff", "1m", "--backoff-max", "30s"}, "--backoff-max 30s is less than --backoff 1m0s"},
+		{"NegativeBackoffMax", []string{"a", "--group", "g", "--manual", "--command", "true", "--backoff-max", "-1s"}, "--backoff-max must not be negative"},
 		{"NegativeRetries", []string{"a", "--group", "g", "--manual", "--command", "true", "--retries", "-1"}, "--retries must not be negative"},
 		{"BadAt", []string{"a", "--group", "g", "--at", "tomorrow", "--command", "true"}, `--at: time "tomorrow"`},
 		{"UnknownFlag", []string{"a", "--group", "g", "--crontab", "x"}, "unknown flag: --crontab"},

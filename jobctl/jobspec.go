@@ -50,6 +50,8 @@ type specFlags struct {
 	route            string
 	retries          int
 	backoff          time.Duration
+	backoffPolicy    string
+	backoffMax       time.Duration
 	timeout          time.Duration
 	paused           bool
 }
@@ -85,8 +87,10 @@ func (s *specFlags) register(cmd *cobra.Command) {
 	enumFlag(cmd, fs, &s.overlap, "overlap", "", "", overlapPolicies, "overlap policy")
 	fs.IntVar(&s.queueMax, "queue-max", 0, "bound of the queue of overlap queue")
 	enumFlag(cmd, fs, &s.route, "route", "", "", routeStrategies, "routing strategy")
-	fs.IntVar(&s.retries, "retries", 0, "retry a failed run up to `N` times")
-	fs.DurationVar(&s.backoff, "backoff", 0, "wait before a retry")
+	fs.IntVar(&s.retries, "retries", 0, "retry a failed, timed out or lost run up to `N` times (N+1 attempts; a killed run is not retried)")
+	fs.DurationVar(&s.backoff, "backoff", 0, "wait `D` before the first retry (default 1s; 0: retry at once)")
+	enumFlag(cmd, fs, &s.backoffPolicy, "backoff-policy", "", "", backoffPolicies, "retry backoff: fixed waits --backoff each time, exponential (default) doubles it per retry, with jitter")
+	fs.DurationVar(&s.backoffMax, "backoff-max", 0, "cap `D` of the exponential backoff (default 10m; 0: the default)")
 	fs.DurationVar(&s.timeout, "timeout", 0, "kill a run after this long (0: none)")
 	fs.BoolVar(&s.paused, "paused", false, "the job is paused (fires nothing)")
 
@@ -156,7 +160,14 @@ func (s *specFlags) apply(fs *pflag.FlagSet, spec *api.JobSpec, create bool, now
 		flag string
 		v    time.Duration
 		dst  **api.Duration
-	}{{"misfire-threshold", s.misfireThreshold, &spec.MisfireThreshold}, {"backoff", s.backoff, &spec.Backoff}, {"timeout", s.timeout, &spec.Timeout}} {
+		// zero is kept as 0, not as "unset" (the default)
+		zero bool
+	}{
+		{"misfire-threshold", s.misfireThreshold, &spec.MisfireThreshold, false},
+		{"backoff", s.backoff, &spec.Backoff, true},
+		{"backoff-max", s.backoffMax, &spec.BackoffMax, false},
+		{"timeout", s.timeout, &spec.Timeout, false},
+	} {
 		if !fs.Changed(d.flag) {
 			continue
 		}
@@ -164,7 +175,7 @@ func (s *specFlags) apply(fs *pflag.FlagSet, spec *api.JobSpec, create bool, now
 			return usageErrorf("--%s must not be negative", d.flag)
 		}
 		*d.dst = nil
-		if d.v > 0 {
+		if d.v > 0 || d.zero {
 			v := api.Duration(d.v)
 			*d.dst = &v
 		}
@@ -186,10 +197,17 @@ func (s *specFlags) apply(fs *pflag.FlagSet, spec *api.JobSpec, create bool, now
 		flag string
 		v    string
 		dst  *string
-	}{{"misfire", s.misfire, &spec.Misfire}, {"overlap", s.overlap, &spec.Overlap}, {"route", s.route, &spec.Route}} {
+	}{{"misfire", s.misfire, &spec.Misfire}, {"overlap", s.overlap, &spec.Overlap}, {"route", s.route, &spec.Route}, {"backoff-policy", s.backoffPolicy, &spec.BackoffPolicy}} {
 		if fs.Changed(e.flag) {
 			*e.dst = e.v
 		}
+	}
+	if (fs.Changed("backoff-max") || fs.Changed("backoff-policy")) && spec.BackoffMax != nil && spec.BackoffPolicy == backoffFixed {
+		return usageErrorf("--backoff-max goes with --backoff-policy exponential, not fixed")
+	}
+	if len(changedOf(fs, []string{"backoff", "backoff-max"})) > 0 &&
+		spec.BackoffMax != nil && spec.Backoff != nil && *spec.BackoffMax < *spec.Backoff {
+		return usageErrorf("--backoff-max %s is less than --backoff %s", spec.BackoffMax.D(), spec.Backoff.D())
 	}
 	if fs.Changed("record-missed") {
 		spec.RecordMissed = s.recordMissed

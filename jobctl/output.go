@@ -166,6 +166,23 @@ func (p *printer) timeRel(t api.Time) string {
 	return p.time(t) + " (" + rel + ")"
 }
 
+// ago formats t relative to now only: "3.2s ago", "in 5m0s", "just now"
+// within a second either way (clocks of two machines), or "-".
+func (p *printer) ago(t api.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := p.now.Sub(t.Time)
+	switch {
+	case d > -time.Second && d < time.Second:
+		return "just now"
+	case d > 0:
+		return humanDuration(d) + " ago"
+	default:
+		return "in " + humanDuration(-d)
+	}
+}
+
 // humanDuration formats d compactly: 350ms, 12.3s, 4m5s, 3h2m, 2d4h.
 func humanDuration(d time.Duration) string {
 	switch {

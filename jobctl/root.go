@@ -53,7 +53,12 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 // run is Main with the streams and the environment injected.
 func run(ctx context.Context, args []string, ios *IOStreams, getenv func(string) string) int {
 	f := &Factory{IO: ios, GetenvFunc: getenv, NowFunc: time.Now}
-	root := newCmdRoot(f)
+	return execute(ctx, f, newCmdRoot(f), args)
+}
+
+// execute runs root, built on f, with args and returns the exit code.
+func execute(ctx context.Context, f *Factory, root *cobra.Command, args []string) int {
+	ios := f.IO
 	root.SetArgs(args)
 	root.SetIn(ios.In)
 	root.SetOut(ios.Out)
@@ -223,6 +228,7 @@ a token). Scripts use its commands with -o json; exit codes are 0 ok,
 		newCmdJob(f),
 		newCmdApply(f, nil),
 		newCmdRun(f),
+		newCmdLogs(f, nil),
 		newCmdExecutor(f),
 		newCmdMissed(f),
 		newCmdReplay(f, nil),

@@ -11,8 +11,8 @@ import (
 )
 
 func newCmdRun(f *Factory) *cobra.Command {
-	cmd := newGroupCmd("run", "List and inspect runs")
-	cmd.AddCommand(newCmdRunList(f, nil), newCmdRunGet(f, nil))
+	cmd := newGroupCmd("run", "List, inspect and kill runs")
+	cmd.AddCommand(newCmdRunList(f, nil), newCmdRunGet(f, nil), newCmdRunKill(f, nil))
 	return cmd
 }
 
@@ -65,7 +65,8 @@ func runRunList(opts *runListOptions) error {
 	}
 	header := []string{"ID", "JOB", "STATE", "ATTEMPT", "EXECUTOR", "SCHEDULED", "DURATION", "EXIT"}
 	if p.wide() {
-		header = append(header, "ORIGIN", "STARTED", "FINISHED", "EXECUTOR ID", "SHARD", "REPLAY", "ERROR")
+		// TRIGGER groups the attempts (retries) and shards of one fire.
+		header = append(header, "TRIGGER", "ORIGIN", "STARTED", "FINISHED", "EXECUTOR ID", "SHARD", "REPLAY", "ERROR")
 	}
 	rows := make([][]cell, 0, len(runs))
 	for _, r := range runs {
@@ -73,7 +74,7 @@ func runRunList(opts *runListOptions) error {
 			{text: strconv.Itoa(r.Attempt)}, {text: orDash(r.Executor)}, {text: p.time(r.ScheduledAt)},
 			{text: p.runDuration(r)}, {text: exitCodeText(r.ExitCode)}}
 		if p.wide() {
-			row = append(row, cells(orDash(r.Origin), p.time(r.StartedAt), p.time(r.FinishedAt),
+			row = append(row, cells(orDash(r.TriggerID), orDash(r.Origin), p.time(r.StartedAt), p.time(r.FinishedAt),
 				orDash(r.ExecutorID), shardText(r), yesNo(r.Replay), orDash(printable(oneLine(r.Error, 60))))...)
 		}
 		rows = append(rows, row)
@@ -173,4 +174,54 @@ func runRunGet(opts *runGetOptions) error {
 		return p.linef("\nOutput:\n%s", strings.TrimSuffix(printable(r.Output), "\n"))
 	}
 	return nil
+}
+
+type runKillOptions struct {
+	baseOptions
+	ID string
+}
+
+func newCmdRunKill(f *Factory, runF func(*runKillOptions) error) *cobra.Command {
+	opts := &runKillOptions{}
+	return &cobra.Command{
+		Use:   "kill ID",
+		Short: "Kill a run",
+		Long: `Kill a run. A run no executor started yet is killed at once ("killed run
+ID"). A running one is killed by its executor, which stops its whole process
+group (SIGTERM, then SIGKILL after a grace); jobctl returns once jobd has
+passed the request on ("asked executor to kill run ID"): follow it with
+'jobctl run get ID' or 'jobctl logs -f ID'.
+
+A run that already ended exits 1; an unknown run exits 3. A killed run is
+not retried.`,
+		Args:              exactArgs(1, "one run ID"),
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.baseOptions = f.base(cmd)
+			opts.ID = args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return runRunKill(opts)
+		},
+	}
+}
+
+func runRunKill(opts *runKillOptions) error {
+	r, err := opts.Client.RunKill(opts.Ctx, opts.ID)
+	if err != nil {
+		return withSubject(err, fmt.Sprintf("run %q", opts.ID), opts.ID)
+	}
+	p := opts.Printer
+	if p.structured() {
+		return p.encode(r)
+	}
+	switch {
+	case r.State == api.RunKilled:
+		return p.linef("killed run %s", r.ID)
+	case runEnded(r.State):
+		return p.linef("run %s ended %s%s", r.ID, r.State, endDetail(r))
+	default:
+		return p.linef("asked executor to kill run %s", r.ID)
+	}
 }

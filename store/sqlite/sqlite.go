@@ -315,7 +315,8 @@ func mapErr(err error) error {
 		return nil
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
+		// The driver's "no rows" says nothing more, and would reach users.
+		return store.ErrNotFound
 	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
