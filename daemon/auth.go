@@ -93,6 +93,8 @@ func (s *Server) authorizeGroup(r *http.Request, group string) error {
 	} else if tokenEqual(got, tokens[AnyGroup]) {
 		return nil
 	}
+	s.log.Warn("executor request refused: bad or missing token", LogKeyGroup, group,
+		"remote", r.RemoteAddr, "path", r.URL.Path, "token_given", got != "")
 	if got == "" {
 		return fmt.Errorf("%w: executor group %q needs a token (--token)", ErrUnauthorized, group)
 	}

@@ -137,6 +137,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.notify("STOPPING=1")
 	d.log.Info("jobd stopping")
 	close(d.stopping)
+	d.disp.Stop()
 	// Stop firing first; the fire loop finishes the batch it is settling.
 	stopRun()
 	bg.Wait()

@@ -39,8 +39,6 @@ type execEntry struct {
 	// reserved counts slots promised to runs not stored yet.
 	reserved int
 
-	assignedCount int64
-	lastAssigned  time.Time
 	// reportedRunning is what the executor said it runs, at its last poll.
 	reportedRunning int
 	// pollSeq counts the polls of this executor.
@@ -98,6 +96,22 @@ func (e *execEntry) signal() {
 	}
 }
 
+// jobUsage counts, per executor, the runs of one job it was handed.
+type jobUsage struct {
+	count map[string]int64
+	last  map[string]time.Time
+}
+
+// withUsageLocked fills the per-job usage of cands.
+func (d *Dispatcher) withUsageLocked(jobID int64, cands []candidate) []candidate {
+	if u := d.usage[jobID]; u != nil {
+		for i := range cands {
+			cands[i].uses, cands[i].lastUsed = u.count[cands[i].e.id], u.last[cands[i].e.id]
+		}
+	}
+	return cands
+}
+
 // queuedRun is a stored pending run waiting for a free executor slot.
 type queuedRun struct {
 	run *store.Run
@@ -116,7 +130,8 @@ type Dispatcher struct {
 	log   *slog.Logger
 	hb    time.Duration
 	// LostAfter is how long an executor whose connection dropped may stay
-	// away before the runs it held are lost (default 1s).
+	// away before the runs it held are lost (default 700ms: checked every
+	// 100ms, a dead executor's runs are lost within 0.8s).
 	LostAfter time.Duration
 	// QuarantineAfter is how many failed dispatches in a row quarantine an
 	// executor (default 3); QuarantineProbe is the first wait before a
@@ -128,19 +143,26 @@ type Dispatcher struct {
 	// JobFunc finds the job of a run that must be routed again.
 	JobFunc func(ctx context.Context, id int64) (*compiledJob, error)
 
+	// stopping is closed by Stop: open polls answer at once.
+	stopping chan struct{}
+	stopOnce sync.Once
+
 	mu     sync.Mutex
 	execs  map[string]*execEntry
 	rr     map[int64]uint64
+	usage  map[int64]*jobUsage
 	queues map[string][]queuedRun
 }
 
 // NewDispatcher returns a dispatcher; hb is the heartbeat interval.
 func NewDispatcher(st store.Store, clock Clock, log *slog.Logger, hb time.Duration) *Dispatcher {
 	return &Dispatcher{
-		store: st, clock: clock, log: log, hb: hb, LostAfter: time.Second,
+		store: st, clock: clock, log: log, hb: hb, LostAfter: 700 * time.Millisecond,
+		stopping:        make(chan struct{}),
 		QuarantineAfter: 3, QuarantineProbe: 30 * time.Second,
 		execs:  map[string]*execEntry{},
 		rr:     map[int64]uint64{},
+		usage:  map[int64]*jobUsage{},
 		queues: map[string][]queuedRun{},
 	}
 }
@@ -197,6 +219,9 @@ func (d *Dispatcher) entryFrom(x *store.Executor, now time.Time) *execEntry {
 		wake: make(chan struct{}, 1), held: map[int64]*heldRun{},
 	}
 }
+
+// Stop makes open polls answer at once (jobd is shutting down).
+func (d *Dispatcher) Stop() { d.stopOnce.Do(func() { close(d.stopping) }) }
 
 // Register adds or refreshes an executor. Runs jobd believed it held that
 // it no longer reports become lost at once.
@@ -354,6 +379,11 @@ func (d *Dispatcher) Poll(ctx context.Context, id string, req api.PollRequest) (
 		d.mu.Unlock()
 		select {
 		case <-e.wake:
+		case <-d.stopping:
+			d.mu.Lock()
+			e.polling--
+			d.mu.Unlock()
+			return api.PollResponse{}, nil
 		case <-timeout:
 			d.mu.Lock()
 			e.polling--
@@ -439,7 +469,7 @@ type placement struct {
 func (d *Dispatcher) Plan(job *compiledJob) (ps []placement, ok bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	cands := d.candidatesLocked(job.spec.Group, job.spec.Selector)
+	cands := d.withUsageLocked(job.row.ID, d.candidatesLocked(job.spec.Group, job.spec.Selector))
 	if len(cands) == 0 {
 		if d.expectedLocked(job.spec.Group, job.spec.Selector) {
 			// Its executors are reconnecting: the run waits for them.
@@ -502,8 +532,13 @@ func (d *Dispatcher) deliverLocked(e *execEntry, r *store.Run, job *compiledJob)
 	}
 	e.held[r.ID] = &heldRun{run: r}
 	e.mailbox = append(e.mailbox, newAssignment(job, r))
-	e.assignedCount++
-	e.lastAssigned = d.clock.Now()
+	u := d.usage[job.row.ID]
+	if u == nil {
+		u = &jobUsage{count: map[string]int64{}, last: map[string]time.Time{}}
+		d.usage[job.row.ID] = u
+	}
+	u.count[e.id]++
+	u.last[e.id] = d.clock.Now()
 	e.signal()
 }
 
@@ -549,7 +584,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context) {
 				keep = append(keep, qr) // a retry still in its backoff
 				continue
 			}
-			cands := preferOthers(d.candidatesLocked(group, qr.job.spec.Selector), qr.avoid)
+			cands := d.withUsageLocked(qr.job.row.ID, preferOthers(d.candidatesLocked(group, qr.job.spec.Selector), qr.avoid))
 			n := d.rr[qr.job.row.ID]
 			picked := route(qr.job.spec.Route, qr.job.spec.Name, cands, n)
 			if len(picked) == 0 || qr.job.spec.Route == "sharding_broadcast" && len(picked) > 0 && picked[0].free() < 1 {
@@ -749,6 +784,18 @@ func (d *Dispatcher) Started(r *store.Run) {
 	}
 }
 
+// othersOnlineLocked reports whether e's group has another online
+// executor: the last one is never quarantined, since its failures may be
+// the job's (a missing binary) and the group would take nothing.
+func (d *Dispatcher) othersOnlineLocked(e *execEntry) bool {
+	for _, o := range d.execs {
+		if o != e && o.group == e.group && o.state == api.ExecutorOnline {
+			return true
+		}
+	}
+	return false
+}
+
 func (d *Dispatcher) dispatchFailedLocked(e *execEntry) {
 	now := d.clock.Now()
 	e.failures++
@@ -758,7 +805,7 @@ func (d *Dispatcher) dispatchFailedLocked(e *execEntry) {
 		e.probing = false
 		e.probeWait = min(2*e.probeWait, 10*time.Minute)
 		e.probeAt = now.Add(e.probeWait)
-	case e.state == api.ExecutorOnline && e.failures >= d.QuarantineAfter:
+	case e.state == api.ExecutorOnline && e.failures >= d.QuarantineAfter && d.othersOnlineLocked(e):
 		e.setState(api.ExecutorQuarantined, now)
 		e.probeWait = d.QuarantineProbe
 		e.probeAt = now.Add(e.probeWait)
@@ -830,7 +877,7 @@ func (d *Dispatcher) expectedLocked(group string, sel map[string]string) bool {
 // Monitor checks executor health every quarter of the heartbeat (or of
 // LostAfter) until ctx ends: see check.
 func (d *Dispatcher) Monitor(ctx context.Context) {
-	tick := time.NewTicker(min(d.hb/4, d.LostAfter/4))
+	tick := time.NewTicker(min(d.hb/4, d.LostAfter/7))
 	defer tick.Stop()
 	lastTouch := d.clock.Now()
 	for {

@@ -4,6 +4,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"slices"
+	"time"
 )
 
 // candidate is an executor the router may choose, with its load.
@@ -11,6 +12,10 @@ type candidate struct {
 	e *execEntry
 	// free is slots minus the runs jobd has handed it and not seen finish.
 	free int
+	// uses and lastUsed count the runs of the job being routed that went
+	// to this executor (least_frequently_used, least_recently_used).
+	uses     int64
+	lastUsed time.Time
 }
 
 // route picks the executors for one run of job among cands, which are the
@@ -50,11 +55,11 @@ func route(strategy, jobName string, cands []candidate, rr uint64) []*execEntry 
 		return pick(rendezvous(jobName, free))
 	case "least_frequently_used":
 		return pick(slices.MinFunc(free, func(a, b candidate) int {
-			return cmpInt64(a.e.assignedCount, b.e.assignedCount)
+			return cmpInt64(a.uses, b.uses)
 		}))
 	case "least_recently_used":
 		return pick(slices.MinFunc(free, func(a, b candidate) int {
-			return a.e.lastAssigned.Compare(b.e.lastAssigned)
+			return a.lastUsed.Compare(b.lastUsed)
 		}))
 	case "busyover":
 		// The least busy executor: the most free slots.

@@ -516,17 +516,18 @@ func TestDispatcher_DeadExecutorRunsLostWithinLostAfter(t *testing.T) {
 	<-done
 	dropAt := b.clock.Now()
 
-	b.clock.Set(dropAt.Add(900 * time.Millisecond))
+	b.clock.Set(dropAt.Add(b.disp.LostAfter - 100*time.Millisecond))
 	b.disp.check(ctx, b.clock.Now())
 	got, err := b.st.RunGet(ctx, run.ID)
 	require.NoError(t, err)
 	require.Equal(t, api.RunAssigned, got.State, "not yet: it may be reconnecting")
 
-	b.clock.Set(dropAt.Add(time.Second))
+	b.clock.Set(dropAt.Add(b.disp.LostAfter))
 	b.disp.check(ctx, b.clock.Now())
 	got, err = b.st.RunGet(ctx, run.ID)
 	require.NoError(t, err)
-	require.Equal(t, api.RunLost, got.State, "lost one second after the connection dropped")
+	require.Equal(t, api.RunLost, got.State, "lost LostAfter after the connection dropped")
+	require.Less(t, b.disp.LostAfter, time.Second)
 	runs, err := b.st.RunList(ctx, store.RunListParams{JobName: "long"})
 	require.NoError(t, err)
 	require.Len(t, runs, 2)
