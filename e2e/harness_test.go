@@ -364,30 +364,95 @@ func freeAddr(t *testing.T) string {
 type Executor struct {
 	t    *testing.T
 	Name string
-	proc *proc
+	// StateDir is its --state-dir.
+	StateDir string
+	logPath  string
+	proc     *proc
+}
+
+// execOpts configures startExecutorWith.
+type execOpts struct {
+	Group, Name string
+	// Slots defaults to 1.
+	Slots int
+	// Servers is the --server value; d.URL() when empty.
+	Servers string
+	// Labels are --label K=V flags.
+	Labels []string
+	// Args are more flags.
+	Args []string
+	// Env is added to the environment.
+	Env []string
+	// StateDir defaults to a fresh temp dir.
+	StateDir string
+	// NoWait returns at once instead of waiting until jobd lists the
+	// executor online.
+	NoWait bool
+	// AnyExit makes the cleanup accept any exit code (an executor expected
+	// to fail).
+	AnyExit bool
 }
 
 // startExecutor starts `jobd executor` against server and waits until jobd
 // lists it online (when d is given). The cleanup stops it with SIGTERM.
 func startExecutor(t *testing.T, d *Jobd, group, name string, slots int) *Executor {
 	t.Helper()
-	logPath := filepath.Join(t.TempDir(), "executor-"+name+".log")
-	p := startProc(t, "executor "+name, logPath, cleanEnv(), jobdBin, "executor",
-		"--server", d.URL(), "--group", group, "--name", name, "--slots", strconv.Itoa(slots),
-		"--state-dir", t.TempDir(), "--log-level", "debug")
-	e := &Executor{t: t, Name: name, proc: p}
+	return startExecutorWith(t, d, execOpts{Group: group, Name: name, Slots: slots})
+}
+
+// startExecutorWith starts `jobd executor` as o says and, unless o.NoWait,
+// waits until jobd lists it online. The cleanup stops it with SIGTERM and
+// requires exit 0 (unless o.AnyExit); on failure it logs its output.
+func startExecutorWith(t *testing.T, d *Jobd, o execOpts) *Executor {
+	t.Helper()
+	if o.Slots == 0 {
+		o.Slots = 1
+	}
+	if o.Servers == "" {
+		o.Servers = d.URL()
+	}
+	if o.StateDir == "" {
+		o.StateDir = t.TempDir()
+	}
+	logPath := filepath.Join(t.TempDir(), "executor-"+o.Name+".log")
+	args := []string{"executor", "--server", o.Servers, "--group", o.Group, "--name", o.Name,
+		"--slots", strconv.Itoa(o.Slots), "--state-dir", o.StateDir, "--log-level", "debug"}
+	for _, l := range o.Labels {
+		args = append(args, "--label", l)
+	}
+	args = append(args, o.Args...)
+	p := startProc(t, "executor "+o.Name, logPath, cleanEnv(o.Env...), jobdBin, args...)
+	e := &Executor{t: t, Name: o.Name, StateDir: o.StateDir, logPath: logPath, proc: p}
 	t.Cleanup(func() {
 		if !p.exited() {
-			if code := p.stop(t, 45*time.Second); code != 0 {
-				t.Errorf("executor %s exited %d on SIGTERM at cleanup, want 0", name, code)
+			if code := p.stop(t, 45*time.Second); code != 0 && !o.AnyExit {
+				t.Errorf("executor %s exited %d on SIGTERM at cleanup, want 0", o.Name, code)
 			}
 		}
 		if t.Failed() {
 			dumpLog(t, logPath)
 		}
 	})
-	d.waitExecutorOnline(group, name)
+	if !o.NoWait {
+		d.waitExecutorOnline(o.Group, o.Name)
+	}
 	return e
+}
+
+// Pid is the executor's process id.
+func (e *Executor) Pid() int { return e.proc.cmd.Process.Pid }
+
+// Log returns what the executor wrote to stdout and stderr so far.
+func (e *Executor) Log() string {
+	b, _ := os.ReadFile(e.logPath)
+	return string(b)
+}
+
+// Kill9 kills the executor with SIGKILL, as a crash would, and waits for
+// it. The processes of its runs, in process groups of their own, survive.
+func (e *Executor) Kill9() {
+	e.t.Helper()
+	e.proc.kill9(e.t)
 }
 
 // Stop stops the executor with SIGTERM (it drains and deregisters) and

@@ -9,20 +9,11 @@ import (
 	"net/url"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jobd/jobd/api"
-)
-
-// Defaults applied by New to the zero fields of a Config.
-const (
-	DefaultSlots         = 4
-	DefaultPollWait      = 25 * time.Second
-	DefaultKillGrace     = 5 * time.Second
-	DefaultShutdownGrace = 30 * time.Second
 )
 
 // Log attribute keys.
@@ -35,139 +26,14 @@ const (
 )
 
 // flushTimeout bounds how long a stopping agent still tries to deliver the
-// reports of runs it killed at the end of ShutdownGrace.
+// reports of runs it killed at the end of ShutdownGrace, and then the
+// reports in its spool.
 const flushTimeout = 10 * time.Second
 
-// Config configures an Agent. Zero fields take the defaults documented on
-// each field.
-type Config struct {
-	// Servers are the base URLs of jobd ("https://jobd.example:7070"). The
-	// agent talks to the first and fails over to the others in order.
-	Servers []string
-	// Group is the executor group to join; jobd creates it on first use.
-	Group string
-	// Name identifies the executor in its group; it defaults to the host name.
-	Name string
-	// Labels are matched by job selectors (region=eu).
-	Labels map[string]string
-	// Token is sent as a bearer token when set.
-	Token string
-	// Slots is how many runs execute at once; 4 by default.
-	Slots int
-	// StateDir holds the agent's files (scripts being run). Empty means the
-	// system temporary directory.
-	StateDir string
-	// Version is reported to jobd; "dev" by default.
-	Version string
-	// Logger receives the agent's logs; nothing is logged when nil.
-	Logger *slog.Logger
-	// PollWait is how long jobd may hold a poll open with nothing to say;
-	// 25s by default, and never more than jobd's heartbeat interval.
-	PollWait time.Duration
-	// KillGrace is how long a process group has to exit after SIGTERM (on
-	// timeout or kill) before it gets SIGKILL, and how long a handler has to
-	// return after its context is cancelled; 5s by default.
-	KillGrace time.Duration
-	// ShutdownGrace is how long Run, once its context is done, waits for
-	// running runs to finish before it kills them; 30s by default.
-	ShutdownGrace time.Duration
-	// HTTPClient talks to jobd (TLS settings, proxies); a client with no
-	// timeout of its own by default, since every request carries a context.
-	// It is not used for http jobs, which must never see the token.
-	HTTPClient *http.Client
-}
-
-// ConfigError is a Config field that fails validation.
-type ConfigError struct {
-	Field string
-	Err   error
-}
-
-// Error implements error.
-func (e *ConfigError) Error() string { return e.Field + ": " + e.Err.Error() }
-
-// Unwrap returns the cause.
-func (e *ConfigError) Unwrap() error { return e.Err }
-
-// Validate reports every invalid field of c as a *ConfigError, joined. Zero
-// fields are valid: New replaces them with their defaults.
-func (c Config) Validate() error {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, &ConfigError{Field: field, Err: fmt.Errorf(format, args...)})
-	}
-	if len(c.Servers) == 0 {
-		bad("servers", "at least one jobd URL is required")
-	}
-	for i, s := range c.Servers {
-		u, err := url.Parse(s)
-		switch {
-		case err != nil:
-			bad(fmt.Sprintf("servers[%d]", i), "%w", err)
-		case u.Scheme != "http" && u.Scheme != "https":
-			bad(fmt.Sprintf("servers[%d]", i), "%q: want an http or https URL", u.Redacted())
-		case u.Host == "":
-			bad(fmt.Sprintf("servers[%d]", i), "%q: no host", u.Redacted())
-		}
-	}
-	if strings.TrimSpace(c.Group) == "" {
-		bad("group", "required")
-	}
-	if c.Name != strings.TrimSpace(c.Name) {
-		bad("name", "%q has leading or trailing space", c.Name)
-	}
-	for k := range c.Labels {
-		if strings.TrimSpace(k) == "" {
-			bad("labels", "empty label name")
-		}
-	}
-	if c.Slots < 0 {
-		bad("slots", "%d: must not be negative", c.Slots)
-	}
-	for field, d := range map[string]time.Duration{
-		"poll_wait": c.PollWait, "kill_grace": c.KillGrace, "shutdown_grace": c.ShutdownGrace,
-	} {
-		if d < 0 {
-			bad(field, "%s: must not be negative", d)
-		}
-	}
-	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return errors.Join(errs...)
-}
-
-// withDefaults returns c with its zero fields set.
-func (c Config) withDefaults() (Config, error) {
-	if c.Name == "" {
-		host, err := os.Hostname()
-		if err != nil {
-			return c, fmt.Errorf("default name: %w", err)
-		}
-		c.Name = host
-	}
-	if c.Slots == 0 {
-		c.Slots = DefaultSlots
-	}
-	if c.PollWait == 0 {
-		c.PollWait = DefaultPollWait
-	}
-	if c.KillGrace == 0 {
-		c.KillGrace = DefaultKillGrace
-	}
-	if c.ShutdownGrace == 0 {
-		c.ShutdownGrace = DefaultShutdownGrace
-	}
-	if c.Version == "" {
-		c.Version = "dev"
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{}
-	}
-	c.Servers = slices.Clone(c.Servers)
-	return c, nil
-}
+// deregisterTimeout bounds how long a stopping agent tries to deregister:
+// jobd finds an executor gone by itself, so a jobd that is down does not
+// hold up the stop for long.
+const deregisterTimeout = 5 * time.Second
 
 // Agent is an executor: it registers with jobd, long-polls it for runs,
 // executes them and reports their start, output and result. Create it with
@@ -179,6 +45,9 @@ type Agent struct {
 	tr   *transport
 	// reports queues the reports of every run and sends them in batches.
 	reports *reportQueue
+	// spool keeps on disk the reports no jobd takes; nil without a
+	// StateDir.
+	spool *spoolReporter
 	// httpJobs performs http jobs; it is separate from the jobd transport so
 	// the token never leaves for a job's URL.
 	httpJobs *http.Client
@@ -231,20 +100,44 @@ func New(cfg Config) (*Agent, error) {
 		runs:        make(map[string]*run),
 		idChanged:   make(chan struct{}),
 	}
-	a.reports = newReportQueue(&httpReporter{tr: a.tr, log: a.log, executorIDFunc: a.waitExecutorID}, a.log)
+	var rep reporter = &httpReporter{tr: a.tr, log: a.log, executorIDFunc: a.waitExecutorID}
+	if cfg.StateDir != "" {
+		sp := newSpool(cfg.StateDir, cfg.SpoolMaxBytes, a.log)
+		a.spool = newSpoolReporter(sp, a.tr, a.log, a.executorID, a.waitExecutorID)
+		rep = a.spool
+	}
+	a.reports = newReportQueue(rep, a.log)
 	return a, nil
 }
 
 // Run registers with jobd and executes the runs it hands out until ctx is
 // done. Then it stops polling, waits up to Config.ShutdownGrace for running
-// runs to finish (killing those that do not), delivers their results,
-// deregisters and returns nil. It returns an error when jobd refuses the
-// registration for good (bad token, invalid group). Run may be called once.
+// runs to finish (killing those that do not), delivers their reports,
+// deregisters and returns nil. With a StateDir, Run first opens the report
+// spool (an error when another agent uses it) and sends what an earlier
+// agent left in it before any newer report. It returns an error when jobd
+// refuses the registration for good (a refused token, an invalid group).
+// Run may be called once.
 func (a *Agent) Run(ctx context.Context) error {
 	if !a.started.CompareAndSwap(false, true) {
 		return errors.New("executor: Run called twice")
 	}
+	resendDone := make(chan struct{})
 	// Reports outlive ctx until the final flush.
+	resendCtx, cancelResend := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelResend()
+	if a.spool != nil {
+		if err := a.spool.spool.open(); err != nil {
+			return fmt.Errorf("open report spool: %w", err)
+		}
+		defer a.spool.spool.close()
+		go func() {
+			defer close(resendDone)
+			a.spool.resend(resendCtx)
+		}()
+	} else {
+		close(resendDone)
+	}
 	reportCtx, cancelReports := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelReports()
 	reportsDone := make(chan struct{})
@@ -253,16 +146,26 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.reports.loop(reportCtx)
 	}()
 
-	a.log.Info("executor starting", "servers", len(a.cfg.Servers), "slots", a.cfg.Slots)
+	attrs := []any{"servers", len(a.cfg.Servers), "slots", a.cfg.Slots}
+	if a.spool != nil {
+		attrs = append(attrs, "spool", a.spool.spool.dir)
+	}
+	a.log.Info("executor starting", attrs...)
 	err := a.pollLoop(ctx)
 	a.shutdown(cancelReports, reportsDone)
+	delivered := a.flushSpool()
+	cancelResend()
+	<-resendDone
+	if delivered {
+		a.deregister()
+	}
 	return err
 }
 
 // shutdown drains the agent: it waits for the runs, kills those still going
-// after the grace, flushes their reports and deregisters. A run ends once
-// its reports are acknowledged, so when every run ended the report queue is
-// empty.
+// after the grace and flushes their reports. A run ends once its reports
+// are acknowledged (by jobd, or by the spool), so when every run ended the
+// report queue is empty.
 func (a *Agent) shutdown(cancelReports context.CancelFunc, reportsDone <-chan struct{}) {
 	a.stopQueued()
 	allDone := make(chan struct{})
@@ -297,7 +200,23 @@ func (a *Agent) shutdown(cancelReports context.CancelFunc, reportsDone <-chan st
 	}
 	cancelReports()
 	<-reportsDone
-	a.deregister()
+}
+
+// flushSpool gives the resender up to flushTimeout to deliver the spool,
+// and reports whether every report is delivered. Reports left in the spool
+// are sent by the next agent on the same StateDir; until then the agent
+// does not deregister, which would make jobd end their runs as lost.
+func (a *Agent) flushSpool() bool {
+	if a.spool == nil || a.spool.spool.empty() {
+		return true
+	}
+	if a.executorID() != "" && a.spool.flush(flushTimeout) {
+		return true
+	}
+	n, size := a.spool.spool.stats()
+	a.log.Warn("reports left in the spool; the executor sends them when it starts again with the same state dir",
+		"reports", n, "bytes", size, "dir", a.spool.spool.dir)
+	return false
 }
 
 // deregister tells jobd the executor left, retrying briefly.
@@ -306,7 +225,7 @@ func (a *Agent) deregister() {
 	if id == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), deregisterTimeout)
 	defer cancel()
 	bo := newBackoff()
 	for {
@@ -349,15 +268,26 @@ func (a *Agent) waitExecutorID(ctx context.Context) (string, error) {
 // heldIDs returns the ids of every run the agent holds: queued, executing,
 // or finished with reports still to deliver. jobd must not consider any of
 // them lost.
+//
+// The runs whose reports wait in the spool are over for the agent (they
+// hold no slot and are not waited for on shutdown), but they are listed
+// until jobd has their result: jobd ends a run an executor stops listing
+// as lost.
 func (a *Agent) heldIDs() []string {
+	var ids []string
+	if a.spool != nil {
+		ids = a.spool.spool.heldRuns()
+	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	ids := make([]string, 0, len(a.runs))
 	for id := range a.runs {
 		ids = append(ids, id)
 	}
+	a.mu.Unlock()
+	if ids == nil {
+		return []string{}
+	}
 	slices.Sort(ids)
-	return ids
+	return slices.Compact(ids)
 }
 
 func (a *Agent) heldCount() int {

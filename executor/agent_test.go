@@ -204,31 +204,49 @@ func TestAgent_ReportRetriedWithSameSeq(t *testing.T) {
 		{"NotFound", []int{http.StatusNotFound, http.StatusNotFound}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			b := setup(t, func(_ *Config, f *fakeJobd) { f.failReports["r1"] = tt.statuses })
-			b.jobd.assign(commandJob("r1", "echo", "hello"))
-
-			res := b.jobd.result("r1")
-			require.Equal(t, api.RunSucceeded, res.State)
-			reps := b.jobd.runReports("r1")
-			types := make([]string, len(reps))
-			for i, rep := range reps {
-				require.Equal(t, int64(i+1), rep.Seq)
-				types[i] = rep.Type
+		for _, spooled := range []bool{false, true} {
+			name := tt.name + "/Memory"
+			if spooled {
+				name = tt.name + "/Spool"
 			}
-			require.Equal(t, []string{api.ReportStart, api.ReportLog, api.ReportResult}, types)
-			require.Equal(t, "hello\n", reps[1].Log)
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				b := setup(t, func(c *Config, f *fakeJobd) {
+					f.failReports["r1"] = tt.statuses
+					if !spooled {
+						c.StateDir = ""
+					}
+				})
+				b.jobd.assign(commandJob("r1", "echo", "hello"))
 
-			b.jobd.mu.Lock()
-			defer b.jobd.mu.Unlock()
-			tries := b.jobd.tries["r1"]
-			require.GreaterOrEqual(t, len(tries), 3)
-			require.Equal(t, int64(1), tries[0][0])
-			require.Equal(t, tries[0], tries[1], "the refused batch is sent again unchanged")
-			require.Equal(t, tries[0], tries[2], "the refused batch is sent again unchanged")
-			require.Equal(t, []int64{1, 2, 3}, slices.Concat(tries[2:]...), "then every report once, in order")
-		})
+				res := b.jobd.result("r1")
+				require.Equal(t, api.RunSucceeded, res.State)
+				reps := b.jobd.runReports("r1")
+				types := make([]string, len(reps))
+				for i, rep := range reps {
+					require.Equal(t, int64(i+1), rep.Seq)
+					types[i] = rep.Type
+				}
+				require.Equal(t, []string{api.ReportStart, api.ReportLog, api.ReportResult}, types)
+				require.Equal(t, "hello\n", reps[1].Log)
+
+				b.jobd.mu.Lock()
+				defer b.jobd.mu.Unlock()
+				tries := b.jobd.tries["r1"]
+				require.GreaterOrEqual(t, len(tries), 3)
+				require.Equal(t, []int64{1}, tries[0])
+				if spooled {
+					// The first batch failed once and went to the spool with
+					// the reports after it; the resender sends the same
+					// batch again until it is stored.
+					require.Equal(t, int64(1), tries[1][0])
+				} else {
+					require.Equal(t, tries[0], tries[1], "the refused batch is sent again unchanged")
+				}
+				require.Equal(t, tries[1], tries[2], "the refused batch is sent again unchanged")
+				require.Equal(t, []int64{1, 2, 3}, slices.Concat(tries[2:]...), "then every report once, in order")
+			})
+		}
 	}
 }
 
@@ -415,7 +433,7 @@ func TestAgent_RefusedRegistration(t *testing.T) {
 		t.Fatal("Run did not give up")
 	}
 	err = b.stop()
-	require.ErrorContains(t, err, "register: jobd answered 401: bad token")
+	require.EqualError(t, err, `register: jobd requires a token for group "test" and none is configured: jobd answered 401: bad token`)
 }
 
 func TestAgent_StopsWhileJobdUnreachable(t *testing.T) {

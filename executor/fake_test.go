@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -26,7 +28,10 @@ const waitTimeout = 30 * time.Second
 // records everything it is sent.
 type fakeJobd struct {
 	t   *testing.T
-	srv *httptest.Server
+	srv *httptest.Server // the first of servers
+	mux *http.ServeMux
+	// servers front the same jobd, like several jobd on one PostgreSQL.
+	servers []*fakeServer
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every change
@@ -38,6 +43,8 @@ type fakeJobd struct {
 	maxBatch        int               // answer 413 to batches of more reports; 0: no limit
 	holdReports     chan struct{}     // report requests wait until it is closed, when set
 	unknownPolls    int               // polls to answer 404
+	token           string            // the bearer token expected ("test-token")
+	refuseToken     bool              // answer 401 to every request
 
 	pending  []api.Assignment
 	commands []api.Command
@@ -48,6 +55,7 @@ type fakeJobd struct {
 	reports      map[string][]api.Report // stored, in order, once each
 	tries        map[string][][]int64    // run id → seqs of the run in every report request
 	refused      []string                // "RUN:SEQ" of the reports refused for good
+	duplicates   int                     // reports stored before and sent again
 	deregistered int
 	pollsAborted int      // polls the agent gave up while jobd held them
 	events       []string // "register", "start:RUN", "result:RUN", "deregister"
@@ -62,8 +70,10 @@ func newFakeJobd(t *testing.T) *fakeJobd {
 		refuseRuns:  map[string]string{},
 		reports:     map[string][]api.Report{},
 		tries:       map[string][][]int64{},
+		token:       "test-token",
 	}
 	mux := http.NewServeMux()
+	f.mux = mux
 	mux.HandleFunc("POST /api/v1/executor/register", f.handleRegister)
 	mux.HandleFunc("POST /api/v1/executor/{id}/poll", f.handlePoll)
 	mux.HandleFunc("POST /api/v1/executor/{id}/deregister", f.handleDeregister)
@@ -72,9 +82,79 @@ func newFakeJobd(t *testing.T) *fakeJobd {
 		t.Errorf("report sent alone to %s instead of in a batch", r.URL.Path)
 		writeJSON(w, http.StatusGone, api.ErrorBody{Error: "send batches"})
 	})
-	f.srv = httptest.NewServer(mux)
-	t.Cleanup(f.srv.Close)
+	f.srv = f.addServer(false).srv
 	return f
+}
+
+// fakeServer is one address of a fakeJobd.
+type fakeServer struct {
+	srv *httptest.Server
+	// Guarded by fakeJobd.mu.
+	down    bool // refuse requests: close the connection without an answer
+	served  int  // requests answered
+	refused int  // requests refused while down
+}
+
+// addServer starts one more server fronting f, with a TLS certificate of
+// its own when tls is set.
+func (f *fakeJobd) addServer(tls bool) *fakeServer {
+	fs := &fakeServer{}
+	fs.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		down := fs.down
+		if down {
+			fs.refused++
+		} else {
+			fs.served++
+		}
+		f.notifyLocked()
+		f.mu.Unlock()
+		if down {
+			// Like a jobd that is gone: the connection closes unanswered.
+			panic(http.ErrAbortHandler)
+		}
+		f.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), fakeServerKey{}, fs)))
+	}))
+	// Aborted connections are the point of a down server: do not log them.
+	fs.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	if tls {
+		fs.srv.StartTLS()
+	} else {
+		fs.srv.Start()
+	}
+	f.t.Cleanup(fs.srv.Close)
+	f.mu.Lock()
+	f.servers = append(f.servers, fs)
+	f.mu.Unlock()
+	return fs
+}
+
+type fakeServerKey struct{}
+
+// downLocked reports whether the server that received r went down since;
+// its handler must then answer nothing, like a jobd that died.
+func (f *fakeJobd) downLocked(r *http.Request) bool {
+	fs, _ := r.Context().Value(fakeServerKey{}).(*fakeServer)
+	return fs != nil && fs.down
+}
+
+// setDown takes a server down (every request, and those in progress, end
+// with the connection closed) or back up.
+func (f *fakeJobd) setDown(fs *fakeServer, down bool) {
+	f.mu.Lock()
+	fs.down = down
+	f.notifyLocked()
+	f.mu.Unlock()
+	if down {
+		fs.srv.CloseClientConnections()
+	}
+}
+
+// counts returns the requests a server answered and refused.
+func (f *fakeJobd) counts(fs *fakeServer) (served, refused int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return fs.served, fs.refused
 }
 
 func (f *fakeJobd) notifyLocked() {
@@ -203,6 +283,10 @@ func (f *fakeJobd) handlePoll(w http.ResponseWriter, r *http.Request) {
 	defer wait.Stop()
 	for {
 		f.mu.Lock()
+		if f.downLocked(r) {
+			f.mu.Unlock()
+			panic(http.ErrAbortHandler)
+		}
 		var resp api.PollResponse
 		n := len(f.pending)
 		if !f.ignoreFreeSlots {
@@ -274,6 +358,9 @@ func (f *fakeJobd) handleReports(w http.ResponseWriter, r *http.Request) {
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.downLocked(r) {
+		panic(http.ErrAbortHandler)
+	}
 	defer f.notifyLocked()
 	seqs := map[string][]int64{} // of each run in this request
 	for _, rr := range batch.Reports {
@@ -308,6 +395,7 @@ func (f *fakeJobd) storeLocked(id string, rep api.Report) api.ReportResponse {
 	}
 	stored := f.reports[id]
 	if rep.Seq <= int64(len(stored)) {
+		f.duplicates++
 		return api.ReportResponse{OK: true, Duplicate: true}
 	}
 	if rep.Seq != int64(len(stored))+1 {
@@ -326,7 +414,14 @@ func (f *fakeJobd) storeLocked(id string, rep api.Report) api.ReportResponse {
 }
 
 func (f *fakeJobd) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	if got := r.Header.Get("Authorization"); got != "Bearer test-token" {
+	f.mu.Lock()
+	token, refuse := f.token, f.refuseToken
+	f.mu.Unlock()
+	if refuse {
+		writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: "invalid token"})
+		return false
+	}
+	if got := r.Header.Get("Authorization"); got != "Bearer "+token {
 		f.t.Errorf("%s: Authorization %q", r.URL.Path, got)
 	}
 	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
@@ -383,8 +478,21 @@ type testBundle struct {
 // config and the fake before the agent runs.
 func setup(t *testing.T, configure func(*Config, *fakeJobd)) *testBundle {
 	t.Helper()
+	return setupWith(t, newFakeJobd(t), configure)
+}
+
+// setupWith is setup against the fake jobd f.
+func setupWith(t *testing.T, f *fakeJobd, configure func(*Config, *fakeJobd)) *testBundle {
+	t.Helper()
+	a, err := New(testConfig(t, f, configure))
+	require.NoError(t, err)
+	return startAgent(t, f, a)
+}
+
+// testConfig is the config of the agents of setup.
+func testConfig(t *testing.T, f *fakeJobd, configure func(*Config, *fakeJobd)) Config {
+	t.Helper()
 	logger := testLogger(t)
-	f := newFakeJobd(t)
 	cfg := Config{
 		Servers:       []string{f.srv.URL},
 		Group:         "test",
@@ -400,9 +508,7 @@ func setup(t *testing.T, configure func(*Config, *fakeJobd)) *testBundle {
 	if configure != nil {
 		configure(&cfg, f)
 	}
-	a, err := New(cfg)
-	require.NoError(t, err)
-	return startAgent(t, f, a)
+	return cfg
 }
 
 func startAgent(t *testing.T, f *fakeJobd, a *Agent) *testBundle {

@@ -39,7 +39,7 @@ func (a *Agent) pollLoop(ctx context.Context) error {
 					return nil
 				}
 				if refusedForGood(err) {
-					return fmt.Errorf("register: %w", err)
+					return fmt.Errorf("register: %w", a.explainRefusal(err))
 				}
 				failed("register", err)
 				continue
@@ -85,6 +85,19 @@ func refusedForGood(err error) bool {
 		return true
 	}
 	return false
+}
+
+// explainRefusal says what a registration refused for good means. It
+// never quotes the token.
+func (a *Agent) explainRefusal(err error) error {
+	var se *statusError
+	if !errors.As(err, &se) || (se.Status != http.StatusUnauthorized && se.Status != http.StatusForbidden) {
+		return err
+	}
+	if a.cfg.Token == "" {
+		return fmt.Errorf("jobd requires a token for group %q and none is configured: %w", a.cfg.Group, err)
+	}
+	return fmt.Errorf("jobd refused the token for group %q: %w", a.cfg.Group, err)
 }
 
 // register announces the executor and the runs it still holds.
@@ -174,8 +187,9 @@ func (a *Agent) handle(resp *api.PollResponse) {
 				a.log.Info("killing run", logKeyRun, c.RunID)
 			}
 		case api.CommandDrain:
-			// Draining (stop taking runs, finish, deregister) comes with the
-			// fleet work; jobd already stops routing to a draining executor.
+			// Draining on jobd's command (stop taking runs, finish,
+			// deregister) is not implemented yet; jobd already stops routing
+			// to a draining executor, and SIGTERM drains.
 			a.log.Info("drain requested by jobd; not supported by this executor yet")
 		default:
 			a.log.Warn("unknown command from jobd", "type", c.Type)

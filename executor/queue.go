@@ -179,8 +179,7 @@ func (q *reportQueue) loop(ctx context.Context) {
 				return
 			}
 		}
-		if !q.deliver(ctx, batch) {
-			unsent = batch
+		if unsent = q.deliver(ctx, batch); len(unsent) > 0 {
 			return
 		}
 	}
@@ -218,19 +217,20 @@ func (q *reportQueue) take() []queuedReport {
 }
 
 // deliver sends a batch and settles its reports: acknowledged ones leave
-// the queue, refused ones are dropped with a warning. It returns false,
-// leaving the batch unsettled, when ctx is done first.
-func (q *reportQueue) deliver(ctx context.Context, batch []queuedReport) bool {
+// the queue, refused ones are dropped with a warning. When ctx is done
+// first, it settles the reports delivered and returns the others.
+func (q *reportQueue) deliver(ctx context.Context, batch []queuedReport) (unsent []queuedReport) {
 	rrs := make([]api.RunReport, len(batch))
 	for i, qr := range batch {
 		rrs[i] = api.RunReport{RunID: qr.run.runID, Report: qr.rep}
 	}
 	results, err := q.rep.Send(ctx, rrs)
-	if err != nil && ctx.Err() != nil {
-		return false
-	}
-	if err != nil {
-		q.log.Warn("jobd refused a batch of run reports; dropping them", "reports", len(batch), "err", err)
+	results = results[:min(len(results), len(batch))]
+	switch {
+	case err != nil && ctx.Err() != nil:
+		batch, unsent = batch[:len(results)], batch[len(results):]
+	case err != nil:
+		q.log.Warn("jobd refused a batch of run reports; dropping them", "reports", len(batch)-len(results), "err", err)
 	}
 	for i, res := range results {
 		if !res.OK || res.Error != "" {
@@ -248,18 +248,42 @@ func (q *reportQueue) deliver(ctx context.Context, batch []queuedReport) bool {
 		q.releaseLocked(qr)
 	}
 	q.room.Broadcast()
-	return true
+	return unsent
 }
 
-// stop drops the unsent batch and the waiting reports, logging for each run
-// the first report not delivered, and makes later adds drop theirs.
+// spiller is a reporter that can keep, for later, the reports a stopping
+// agent had no time to send: the spool.
+type spiller interface {
+	spill(batch []api.RunReport) error
+}
+
+// stop settles the unsent batch and the waiting reports, and makes later
+// adds drop theirs. A spiller keeps them; otherwise, or when it fails, they
+// are dropped, with an error logged for each run naming the first report
+// not delivered.
 func (q *reportQueue) stop(unsent []queuedReport, cause error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.stopped = true
+	left := append(unsent, q.waiting...)
+	var rrs []api.RunReport
+	for _, qr := range left {
+		if !qr.run.dropped {
+			rrs = append(rrs, api.RunReport{RunID: qr.run.runID, Report: qr.rep})
+		}
+	}
+	spilled := false
+	if sp, ok := q.rep.(spiller); ok && len(rrs) > 0 {
+		if err := sp.spill(rrs); err != nil {
+			q.log.Error("spool the reports not sent before the stop", "reports", len(rrs), "err", err)
+		} else {
+			spilled = true
+			q.log.Warn("reports not sent before the stop are spooled", "reports", len(rrs))
+		}
+	}
 	logged := map[*runReports]bool{}
-	for _, qr := range append(unsent, q.waiting...) {
-		if !logged[qr.run] && !qr.run.dropped {
+	for _, qr := range left {
+		if !spilled && !logged[qr.run] && !qr.run.dropped {
 			logged[qr.run] = true
 			qr.run.log.Error("run reports not delivered", "from_seq", qr.rep.Seq, "err", cause)
 		}

@@ -27,14 +27,16 @@ var errLogClosed = errors.New("run log closed: the run has ended")
 
 // reporter delivers batches of run reports to jobd. Send returns one
 // response per report of batch, in the same order, once the batch is
-// acknowledged, retrying the whole batch until then; a response that is not
-// OK is a report refused for good. Send returns an error only when ctx is
-// done or the whole batch was refused for good. The reports of one run are
-// in Seq order within a batch and the caller sends one batch at a time, so
-// Seq order holds across batches too. Send may set the reports' ExecutorID.
+// acknowledged, retrying until then; a response that is not OK is a report
+// refused for good. Send returns an error only when ctx is done or the rest
+// of the batch was refused for good; the responses it returns with an error
+// are those of the first reports of batch, which were delivered. The
+// reports of one run are in Seq order within a batch and the caller sends
+// one batch at a time, so Seq order holds across batches too. Send may set
+// the reports' ExecutorID.
 //
-// A spooling reporter that stores batches on disk when no jobd answers
-// implements the same interface and acknowledges a batch once it is stored.
+// httpReporter sends straight to jobd; spoolReporter acknowledges a batch
+// no jobd takes once it is stored in the agent's spool on disk.
 type reporter interface {
 	Send(ctx context.Context, batch []api.RunReport) ([]api.ReportResponse, error)
 }
@@ -47,12 +49,69 @@ type httpReporter struct {
 	// executorIDFunc returns the executor id, waiting while the agent is not
 	// registered; it fails only when ctx is done.
 	executorIDFunc func(ctx context.Context) (string, error)
+	// retryableFunc tells the errors after which Send tries again; nil
+	// means isRetryable or isNotFound.
+	retryableFunc func(err error) bool
+	// failedFunc, when set, is called after each try that failed.
+	failedFunc func(err error)
 }
 
-// Send implements reporter. A batch jobd finds too large (413) is split in
-// halves, sent one after the other; a single report too large is refused.
+// Send implements reporter: it sends batch until jobd acknowledges it. Every
+// try is stamped with the current executor id: the agent may have
+// registered again. A 404 is retried like a transport error: it comes from
+// a jobd without the batch route (one being upgraded, behind a load
+// balancer) or, from a jobd that checks the id, until the poll loop has
+// registered again.
 func (h *httpReporter) Send(ctx context.Context, batch []api.RunReport) ([]api.ReportResponse, error) {
-	res, err := h.send(ctx, batch)
+	retryable := h.retryableFunc
+	if retryable == nil {
+		retryable = retryableReport
+	}
+	bo := newBackoff()
+	var out []api.ReportResponse
+	for try := 1; ; try++ {
+		rest := batch[len(out):]
+		id, err := h.executorIDFunc(ctx)
+		if err == nil {
+			var res []api.ReportResponse
+			res, err = h.sendOnce(ctx, id, rest)
+			out = append(out, res...)
+			if err == nil {
+				return out, nil
+			}
+			rest = batch[len(out):]
+		}
+		if h.failedFunc != nil {
+			h.failedFunc(err)
+		}
+		if ctx.Err() != nil {
+			return out, fmt.Errorf("send %d reports: %w", len(rest), context.Cause(ctx))
+		}
+		if !retryable(err) {
+			return out, fmt.Errorf("send %d reports: %w", len(rest), err)
+		}
+		if try == 1 {
+			h.log.Warn("jobd did not acknowledge reports; retrying", "reports", len(rest), "err", err)
+		} else {
+			h.log.Debug("reports still not acknowledged; retrying", "reports", len(rest), "try", try, "err", err)
+		}
+		if !sleepCtx(ctx, bo.delay()) {
+			return out, fmt.Errorf("send %d reports: %w", len(rest), context.Cause(ctx))
+		}
+	}
+}
+
+// retryableReport reports whether a report request that failed with err
+// may succeed later.
+func retryableReport(err error) bool { return isRetryable(err) || isNotFound(err) }
+
+// sendOnce posts batch once, as executor id: one round over the servers
+// (see transport.post). A batch jobd finds too large (413) is split in
+// halves, sent one after the other; a single report too large is refused.
+// On error, the responses returned are those of the first reports, which
+// were delivered.
+func (h *httpReporter) sendOnce(ctx context.Context, id string, batch []api.RunReport) ([]api.ReportResponse, error) {
+	res, err := h.post(ctx, id, batch)
 	if !isTooLarge(err) {
 		return res, err
 	}
@@ -62,57 +121,30 @@ func (h *httpReporter) Send(ctx context.Context, batch []api.RunReport) ([]api.R
 	h.log.Warn("jobd refused a batch of reports as too large; splitting it (is its max_body_bytes small?)",
 		"reports", len(batch), "err", err)
 	half := len(batch) / 2
-	first, err := h.Send(ctx, batch[:half])
+	first, err := h.sendOnce(ctx, id, batch[:half])
 	if err != nil {
-		return nil, err
+		return first, err
 	}
-	rest, err := h.Send(ctx, batch[half:])
-	if err != nil {
-		return nil, err
-	}
-	return append(first, rest...), nil
+	rest, err := h.sendOnce(ctx, id, batch[half:])
+	return append(first, rest...), err
 }
 
-// send posts batch until jobd acknowledges it. Every try is stamped with
-// the current executor id: the agent may have registered again. A 404 is
-// retried like a transport error: it comes from a jobd without the batch
-// route (one being upgraded, behind a load balancer) or, from a jobd that
-// checks the id, until the poll loop has registered again.
-func (h *httpReporter) send(ctx context.Context, batch []api.RunReport) ([]api.ReportResponse, error) {
-	bo := newBackoff()
-	for try := 1; ; try++ {
-		id, err := h.executorIDFunc(ctx)
-		if err == nil {
-			for i := range batch {
-				batch[i].ExecutorID = id
-			}
-			var resp api.ReportBatchResponse
-			rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-			err = h.tr.post(rctx, "/executor/"+url.PathEscape(id)+"/reports", &api.ReportBatch{Reports: batch}, &resp)
-			cancel()
-			if err == nil {
-				if len(resp.Results) == len(batch) {
-					return resp.Results, nil
-				}
-				// Resending is safe: reports are idempotent.
-				err = fmt.Errorf("jobd answered %d results for %d reports", len(resp.Results), len(batch))
-			}
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("send %d reports: %w", len(batch), context.Cause(ctx))
-		}
-		if !isRetryable(err) && !isNotFound(err) {
-			return nil, fmt.Errorf("send %d reports: %w", len(batch), err)
-		}
-		if try == 1 {
-			h.log.Warn("jobd did not acknowledge reports; retrying", "reports", len(batch), "err", err)
-		} else {
-			h.log.Debug("reports still not acknowledged; retrying", "reports", len(batch), "try", try, "err", err)
-		}
-		if !sleepCtx(ctx, bo.delay()) {
-			return nil, fmt.Errorf("send %d reports: %w", len(batch), context.Cause(ctx))
-		}
+// post sends one request holding batch.
+func (h *httpReporter) post(ctx context.Context, id string, batch []api.RunReport) ([]api.ReportResponse, error) {
+	for i := range batch {
+		batch[i].ExecutorID = id
 	}
+	var resp api.ReportBatchResponse
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	if err := h.tr.post(ctx, "/executor/"+url.PathEscape(id)+"/reports", &api.ReportBatch{Reports: batch}, &resp); err != nil {
+		return nil, err
+	}
+	if len(resp.Results) != len(batch) {
+		// Resending is safe: reports are idempotent.
+		return nil, fmt.Errorf("jobd answered %d results for %d reports", len(resp.Results), len(batch))
+	}
+	return resp.Results, nil
 }
 
 // isTooLarge reports whether jobd refused a request as too large.

@@ -11,8 +11,9 @@ import (
 )
 
 // HandlerFunc runs one run of a handler job in-process. Its ctx is
-// cancelled when the run times out, is killed or the agent stops for good;
-// a HandlerFunc should then return promptly. Returning nil means the run
+// cancelled when the run times out, is killed or the agent stops for good
+// (context.Cause says which); a HandlerFunc should then return promptly:
+// after Config.KillGrace it is abandoned. Returning nil means the run
 // succeeded; an error fails it with the error's text. A panic fails the run
 // and is logged with its stack to the run's log.
 type HandlerFunc func(ctx context.Context, r *Run) error
@@ -33,11 +34,14 @@ type Run struct {
 	Replay bool
 	// Params are the run's params; the map is the handler's own copy.
 	Params map[string]string
-	// ShardIndex and ShardTotal place the run in a sharding broadcast.
+	// ShardIndex and ShardTotal place the run in a sharding broadcast:
+	// it is shard ShardIndex (from 0) of ShardTotal. ShardTotal is at least
+	// 1; a run that is not part of a broadcast is shard 0 of 1.
 	ShardIndex, ShardTotal int
 	// Log receives the run's output, which is batched and sent to jobd like
-	// a process's stdout. It is safe for concurrent use; writes fail once the
-	// handler has returned.
+	// a process's stdout. It is safe for concurrent use; writes block while
+	// the agent's report queue is full, and fail once the handler has
+	// returned.
 	Log io.Writer
 }
 
@@ -93,7 +97,7 @@ func (a *Agent) runHandler(r *run) outcome {
 		Replay:      r.asg.Replay,
 		Params:      params,
 		ShardIndex:  r.asg.ShardIndex,
-		ShardTotal:  r.asg.ShardTotal,
+		ShardTotal:  max(r.asg.ShardTotal, 1),
 		Log:         r.output,
 	}
 	r.reportStart()

@@ -256,3 +256,16 @@ func TestAgent_HTTPJob(t *testing.T) {
 	b.jobd.assign(asg)
 	require.Equal(t, api.RunTimedOut, b.jobd.result("hang").State)
 }
+
+func TestAgent_HandlerNotSharded(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	got := make(chan [2]int, 1)
+	b.agent.Handle("shard", func(_ context.Context, r *Run) error {
+		got <- [2]int{r.ShardIndex, r.ShardTotal}
+		return nil
+	})
+	b.jobd.assign(handlerJob("r1", "shard")) // no shard fields
+	require.Equal(t, api.RunSucceeded, b.jobd.result("r1").State)
+	require.Equal(t, [2]int{0, 1}, <-got, "a run that is not part of a broadcast is shard 0 of 1")
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -36,6 +37,11 @@ func TestConfig_Validate(t *testing.T) {
 			c.PollWait, c.KillGrace, c.ShutdownGrace = -1, -1, -1
 		}, []string{"kill_grace", "poll_wait", "shutdown_grace"}},
 		{"EmptyLabel", func(c *Config) { c.Labels = map[string]string{"": "x"} }, []string{"labels"}},
+		{"NegativeSpool", func(c *Config) { c.SpoolMaxBytes = -1 }, []string{"spool_max_bytes"}},
+		{"HTTPClientAndTLS", func(c *Config) {
+			c.HTTPClient, c.CAFile = &http.Client{}, "/etc/ca.pem"
+		}, []string{"http_client"}},
+		{"Unparsable", func(c *Config) { c.Servers = []string{"http://user:secret@[::1"} }, []string{"servers[0]"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,6 +53,7 @@ func TestConfig_Validate(t *testing.T) {
 				require.NoError(t, err)
 				return
 			}
+			require.NotContains(t, err.Error(), "secret", "URLs are redacted")
 			var fields []string
 			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
 				var ce *ConfigError
@@ -66,7 +73,14 @@ func TestNew_Defaults(t *testing.T) {
 	require.Equal(t, DefaultPollWait, a.cfg.PollWait)
 	require.Equal(t, DefaultKillGrace, a.cfg.KillGrace)
 	require.Equal(t, DefaultShutdownGrace, a.cfg.ShutdownGrace)
+	require.Equal(t, DefaultSpoolMaxBytes, a.cfg.SpoolMaxBytes)
 	require.NotEmpty(t, a.cfg.Name)
+	require.Nil(t, a.spool, "no state dir, no spool")
+
+	var ce *ConfigError
+	_, err = New(Config{Servers: []string{"http://127.0.0.1:1"}, Group: "g", CAFile: "/nonexistent/ca.pem"})
+	require.ErrorAs(t, err, &ce)
+	require.ErrorIs(t, ce, os.ErrNotExist)
 
 	_, err = New(Config{})
 	require.ErrorContains(t, err, "servers: at least one jobd URL is required")
@@ -402,4 +416,121 @@ func TestTransport_Errors(t *testing.T) {
 		require.Positive(t, d)
 		require.LessOrEqual(t, d, 2*time.Second)
 	}
+}
+
+// partialReporter delivers the first report of each batch, then fails
+// with ctx's cause once ctx is done.
+type partialReporter struct{ delivered chan api.RunReport }
+
+func (p *partialReporter) Send(ctx context.Context, batch []api.RunReport) ([]api.ReportResponse, error) {
+	p.delivered <- batch[0]
+	<-ctx.Done()
+	return []api.ReportResponse{{OK: true}}, context.Cause(ctx)
+}
+
+func TestReportQueue_StopSettlesDeliveredPart(t *testing.T) {
+	t.Parallel()
+	rep := &partialReporter{delivered: make(chan api.RunReport, 1)}
+	q := newReportQueue(rep, testLogger(t))
+	r := q.newRun(testLogger(t), "r1", 1)
+	r.add(api.Report{Type: api.ReportStart})
+	r.add(api.Report{Type: api.ReportResult})
+	r.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		q.loop(ctx)
+	}()
+	require.Equal(t, int64(1), (<-rep.delivered).Seq)
+	cancel()
+	<-done
+	<-r.done
+	q.mu.Lock()
+	require.Zero(t, q.n, "the delivered report and the dropped one are both settled")
+	q.mu.Unlock()
+	other := q.newRun(testLogger(t), "r2", 1)
+	other.add(api.Report{Type: api.ReportStart})
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	require.Zero(t, q.n, "a stopped queue takes nothing")
+}
+
+// spillReporter never acknowledges a batch; it records what the queue
+// spills when it stops, or fails to.
+type spillReporter struct {
+	taken   chan struct{}
+	err     error
+	mu      sync.Mutex
+	spilled []api.RunReport
+}
+
+func (s *spillReporter) Send(ctx context.Context, batch []api.RunReport) ([]api.ReportResponse, error) {
+	s.taken <- struct{}{}
+	<-ctx.Done()
+	return nil, context.Cause(ctx)
+}
+
+func (s *spillReporter) spill(batch []api.RunReport) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	s.spilled = append(s.spilled, batch...)
+	return nil
+}
+
+func TestReportQueue_SpillsOnStop(t *testing.T) {
+	t.Parallel()
+	for _, fail := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Spilled", true: "SpillFails"}[fail], func(t *testing.T) {
+			t.Parallel()
+			rep := &spillReporter{taken: make(chan struct{}, 1)}
+			if fail {
+				rep.err = errors.New("disk on fire")
+			}
+			q := newReportQueue(rep, testLogger(t))
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				q.loop(ctx)
+			}()
+			r := q.newRun(testLogger(t), "r1", 1)
+			gone := q.newRun(testLogger(t), "gone", 1)
+			r.add(api.Report{Type: api.ReportStart})
+			<-rep.taken // in flight, never acknowledged
+			r.add(api.Report{Type: api.ReportLog, Log: "x"})
+			gone.add(api.Report{Type: api.ReportStart})
+			gone.discard()
+			r.add(api.Report{Type: api.ReportResult})
+			r.close()
+			gone.close()
+			cancel()
+			<-done
+			<-r.done
+			<-gone.done
+			if fail {
+				require.Empty(t, rep.spilled)
+				return
+			}
+			var got []string
+			for _, rr := range rep.spilled {
+				got = append(got, fmt.Sprintf("%s:%d:%s", rr.RunID, rr.Seq, rr.Type))
+			}
+			require.Equal(t, []string{"r1:1:start", "r1:2:log", "r1:3:result"}, got,
+				"the batch in flight, then the waiting reports, in order; discarded runs left out")
+		})
+	}
+}
+
+func TestSpool_AppendOverLimit(t *testing.T) {
+	t.Parallel()
+	s := openTestSpool(t, t.TempDir(), 100)
+	require.NoError(t, s.append(context.Background(), logReports("r", 1, 2)))
+	require.NoError(t, s.appendOverLimit(logReports("r", 3, 2)))
+	n, size := s.stats()
+	require.Equal(t, 4, n)
+	require.Greater(t, size, int64(100))
 }
