@@ -75,7 +75,10 @@ func (a *Agent) runProcess(r *run, argv []string) outcome {
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = runEnv(a.environFunc(), &r.asg)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: if the agent dies (kill -9), the job's process is killed
+	// with it, so that jobd's retry of the lost run does not run beside it.
+	// (Its own descendants, in the same process group, are not reached.)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// One pipe for stdout and stderr, read by us rather than by os/exec, so
 	// Wait returns when the process exits even if a descendant holds it.
 	pr, pw, err := os.Pipe()
