@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,7 +47,7 @@ func TestFailoverAndSpool(t *testing.T) {
 	require.Equal(t, api.RunSucceeded, r.State, "a run through the second server: %s", r.Error)
 	require.Equal(t, "warm\n", r.Output)
 
-	d.ctl("job", "create", "slow", "--group", g, "--manual", "--command", `sh -c 'sleep 3; echo done'`)
+	d.ctl("job", "create", "slow", "--group", g, "--manual", "--command", `sh -c 'echo start; sleep 3; echo done'`)
 	id := d.trigger("slow")[0]
 	d.waitRunning(id, 10*time.Second)
 	// A follower of its output rides out the restart (jobctl reconnects
@@ -54,9 +56,13 @@ func TestFailoverAndSpool(t *testing.T) {
 	defer cancel()
 	follow := exec.CommandContext(ctx, jobctlBin, "--socket", d.Socket, "logs", id, "-f")
 	follow.Env = cleanEnv()
-	var followOut, followErr bytes.Buffer
+	var followOut syncBuffer
+	var followErr bytes.Buffer
 	follow.Stdout, follow.Stderr = &followOut, &followErr
 	require.NoError(t, follow.Start())
+	// Stop jobd only once the follower is attached (it saw the first line).
+	eventually(t, 15*time.Second, func() bool { return strings.HasPrefix(followOut.String(), "start\n") },
+		"jobctl logs -f shows the run's first line")
 	stopAt := time.Now()
 	d.Stop()
 	downAt := time.Now()
@@ -82,8 +88,8 @@ func TestFailoverAndSpool(t *testing.T) {
 	t.Logf("run %s ended %s %s after jobd came back (finished_at %s; SIGTERM to jobd at %s, exited at %s)", id, r.State,
 		time.Since(upAt).Round(time.Millisecond), r.FinishedAt.Format("15:04:05.000"), stopAt.Format("15:04:05.000"), downAt.Format("15:04:05.000"))
 	assert.Equal(t, api.RunSucceeded, r.State, "run %s: %s", id, r.Error)
-	assert.Equal(t, "done\n", r.Output, "output of run %s", id)
-	assert.Equal(t, "done\n", d.ctl("logs", id), "jobctl logs %s", id)
+	assert.Equal(t, "start\ndone\n", r.Output, "output of run %s", id)
+	assert.Equal(t, "start\ndone\n", d.ctl("logs", id), "jobctl logs %s", id)
 	assert.True(t, r.FinishedAt.After(downAt), "the run finished (at %s) while jobd was down (from %s)",
 		r.FinishedAt.Format("15:04:05.000"), downAt.Format("15:04:05.000"))
 	if exitCode := r.ExitCode; assert.NotNil(t, exitCode) {
@@ -92,7 +98,7 @@ func TestFailoverAndSpool(t *testing.T) {
 	err := follow.Wait()
 	t.Logf("jobctl logs -f across the restart: %v; stderr:\n%s", err, followErr.String())
 	assert.NoError(t, err, "jobctl logs -f across the restart of jobd")
-	assert.Equal(t, "done\n", followOut.String(), "jobctl logs -f output across the restart of jobd")
+	assert.Equal(t, "start\ndone\n", followOut.String(), "jobctl logs -f output across the restart of jobd")
 	eventually(t, 10*time.Second, func() bool { n, _ := spoolSegments(ex.StateDir); return n == 0 },
 		"the spool under %s empties once jobd took its reports", ex.StateDir)
 	d.waitExecutorOnline(g, "sp1")
@@ -100,4 +106,22 @@ func TestFailoverAndSpool(t *testing.T) {
 	// And it goes on running jobs.
 	r = d.waitEnded(d.trigger("warm")[0], 15*time.Second)
 	assert.Equal(t, api.RunSucceeded, r.State, "a run after the outage: %s", r.Error)
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
