@@ -79,8 +79,12 @@ type Assignment struct {
 
 // Command kinds sent to executors.
 const (
-	CommandKill  = "kill"
+	CommandKill = "kill"
+	// CommandDrain: jobd sends no more runs; the executor finishes what it
+	// runs, delivers every report, deregisters and stops.
 	CommandDrain = "drain"
+	// CommandUndrain cancels a drain that has not finished.
+	CommandUndrain = "undrain"
 )
 
 // Command asks an executor to do something other than run a job.

@@ -304,6 +304,33 @@ type Executor struct {
 	Slots        int               `json:"slots" yaml:"slots"`
 	LastSeen     Time              `json:"last_seen" yaml:"last_seen"`
 	RegisteredAt Time              `json:"registered_at" yaml:"registered_at"`
+	// Drain is set while the executor drains.
+	Drain *DrainProgress `json:"drain,omitempty" yaml:"drain,omitempty"`
+}
+
+// DrainRequest is the body of POST /api/v1/executors/{id}/drain (admin) and
+// POST /api/v1/executor/{id}/drain (an executor draining itself on SIGTERM).
+type DrainRequest struct {
+	// Timeout bounds the drain; 0 means no bound.
+	Timeout Duration `json:"timeout,omitempty"`
+	// OnTimeout says what happens to runs still going at the timeout:
+	// "requeue" (killed and queued again for another executor) or "finish"
+	// (left to finish). Default requeue.
+	OnTimeout string `json:"on_timeout,omitempty"`
+}
+
+// Drain outcomes for runs still going at the drain timeout.
+const (
+	DrainRequeue = "requeue"
+	DrainFinish  = "finish"
+)
+
+// DrainProgress is how far a drain got.
+type DrainProgress struct {
+	RunsLeft  int    `json:"runs_left" yaml:"runs_left"`
+	Deadline  Time   `json:"deadline" yaml:"deadline"`
+	OnTimeout string `json:"on_timeout" yaml:"on_timeout"`
+	StartedAt Time   `json:"started_at" yaml:"started_at"`
 }
 
 // Missed is a compact record of scheduled times of one job that did not
