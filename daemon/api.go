@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jobd/jobd/api"
@@ -46,6 +47,8 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.HandleFunc("POST "+p+"/replay", s.handleReplay)
 	mux.HandleFunc("GET "+p+"/executors", s.handleExecutorList)
 	mux.HandleFunc("GET "+p+"/executors/{id}", s.handleExecutorGet)
+	mux.HandleFunc("POST "+p+"/executors/{id}/drain", s.handleDrain)
+	mux.HandleFunc("POST "+p+"/executors/{id}/undrain", s.handleUndrain)
 	return s.guard(mux)
 }
 
@@ -69,6 +72,7 @@ func (s *Server) executorRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+p+"/executor/register", s.handleRegister)
 	mux.HandleFunc("POST "+p+"/executor/{id}/poll", s.handlePoll)
 	mux.HandleFunc("POST "+p+"/executor/{id}/deregister", s.handleDeregister)
+	mux.HandleFunc("POST "+p+"/executor/{id}/drain", s.handleDrain)
 	mux.HandleFunc("POST "+p+"/runs/{id}/report", s.handleReport)
 	mux.HandleFunc("POST "+p+"/executor/{id}/reports", s.handleReports)
 }
@@ -345,6 +349,40 @@ func (s *Server) handleExecutorList(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleExecutorGet(w http.ResponseWriter, r *http.Request) {
 	x, err := s.d.disp.Executor(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, x)
+}
+
+// handleDrain serves both the admin drain and an executor draining itself
+// (on the executor routes, with its group's token).
+func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
+	var req api.DrainRequest
+	if r.ContentLength != 0 {
+		if err := decode(r, &req); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	id := r.PathValue("id")
+	if strings.HasPrefix(r.URL.Path, api.Prefix+"/executor/") {
+		if err := s.authorizeExecutor(r, id); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	x, err := s.d.disp.Drain(r.Context(), id, req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, x)
+}
+
+func (s *Server) handleUndrain(w http.ResponseWriter, r *http.Request) {
+	x, err := s.d.disp.Undrain(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -59,6 +59,7 @@ func New(cfg Config, st store.Store, log *slog.Logger, clock Clock, version stri
 	d.disp.EndedFunc = func(runs []*store.Run) { d.sched.RunsEnded(context.Background(), runs) }
 	d.sched.EndedFunc = d.logs.Notify
 	d.disp.JobFunc = d.sched.jobByID
+	d.disp.HandBackFunc = d.sched.HandBack
 	d.server = &Server{d: d, log: log}
 	return d
 }

@@ -56,6 +56,9 @@ type execEntry struct {
 	probeAt   time.Time
 	probing   bool
 	probeWait time.Duration
+
+	// drain is set while the executor drains.
+	drain *drainState
 }
 
 // eligible reports whether e may take a run now, and how many: an online
@@ -140,6 +143,8 @@ type Dispatcher struct {
 	QuarantineProbe time.Duration
 	// EndedFunc is called with runs the dispatcher ended itself (lost).
 	EndedFunc func(runs []*store.Run)
+	// HandBackFunc ends runs a drain timed out on and queues them again.
+	HandBackFunc func(ctx context.Context, runs []*store.Run)
 	// JobFunc finds the job of a run that must be routed again.
 	JobFunc func(ctx context.Context, id int64) (*compiledJob, error)
 
@@ -260,8 +265,9 @@ func (d *Dispatcher) Register(ctx context.Context, req api.RegisterRequest) (api
 		e.labels, e.slots = x.Labels, x.Slots
 	}
 	e.lastSeen = now
-	if e.state != api.ExecutorQuarantined {
-		// A restart does not lift a quarantine: only a probe that starts.
+	if e.state != api.ExecutorQuarantined && e.state != api.ExecutorDraining {
+		// A restart lifts neither a quarantine (only a probe that starts
+		// does) nor a drain (undrain does).
 		e.setState(api.ExecutorOnline, now)
 	}
 	var lost []*store.Run
@@ -297,15 +303,19 @@ func (d *Dispatcher) Deregister(ctx context.Context, id string) error {
 		d.mu.Unlock()
 		return ErrUnknownExecutor
 	}
+	final := api.ExecutorOffline
+	if e.state == api.ExecutorDraining {
+		final = api.ExecutorDrained
+	}
 	lost, requeue := d.removeLocked(e)
 	d.mu.Unlock()
 	now := d.clock.Now()
-	if err := d.store.ExecutorSetState(ctx, id, api.ExecutorOffline, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := d.store.ExecutorSetState(ctx, id, final, now); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("deregister executor: %w", err)
 	}
 	d.markLost(ctx, lost, "executor deregistered")
 	d.requeue(ctx, requeue)
-	d.log.Info("executor deregistered", LogKeyExecutor, id)
+	d.log.Info("executor deregistered", LogKeyExecutor, id, "state", final)
 	return nil
 }
 
@@ -903,6 +913,7 @@ func (d *Dispatcher) check(ctx context.Context, now time.Time) {
 	var gone []*execEntry
 	var lost, dead, requeue []*store.Run
 	d.mu.Lock()
+	handBack := d.drainTimeoutsLocked(now)
 	for _, e := range d.execs {
 		if e.dropped && e.polling == 0 && now.Sub(e.stateSince) >= d.LostAfter {
 			// It stays suspect (not a candidate) until it polls or misses
@@ -927,6 +938,9 @@ func (d *Dispatcher) check(ctx context.Context, now time.Time) {
 		if err := d.store.ExecutorSetState(ctx, e.id, api.ExecutorOffline, now); err != nil && !errors.Is(err, store.ErrNotFound) {
 			d.log.Error("store executor state", "err", err)
 		}
+	}
+	if len(handBack) > 0 && d.HandBackFunc != nil {
+		d.HandBackFunc(ctx, handBack)
 	}
 	d.Dispatch(ctx)
 	d.markLost(ctx, dead, "executor connection dropped and it did not come back")
@@ -986,6 +1000,10 @@ func (d *Dispatcher) toAPILocked(x *store.Executor) api.Executor {
 		a.State, a.StateSince = e.state, api.NewTime(e.stateSince)
 		a.LastSeen = api.NewTime(e.lastSeen)
 		a.Running = len(e.held)
+		if dr := e.drain; dr != nil && e.state == api.ExecutorDraining {
+			a.Drain = &api.DrainProgress{RunsLeft: len(e.held), Deadline: api.NewTime(dr.deadline),
+				OnTimeout: dr.onTimeout, StartedAt: api.NewTime(dr.startedAt)}
+		}
 	}
 	return a
 }

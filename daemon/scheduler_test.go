@@ -616,3 +616,69 @@ func TestDispatcher_Quarantine(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, api.ExecutorOnline, x.State)
 }
+
+func TestDispatcher_Drain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	start := tm(t, "2026-05-01T12:00:00Z")
+	s, b := setup(t, start)
+	b.disp.HandBackFunc = s.HandBack
+	e1 := b.executor(t, "g", "e1", 4)
+	b.clock.Set(start.Add(time.Millisecond))
+	e2 := b.executor(t, "g", "e2", 4)
+	_, err := s.CreateJob(ctx, api.JobSpec{Name: "d", Group: "g", Manual: true, Command: []string{"sleep", "60"}, Route: "first"})
+	require.NoError(t, err)
+	trigger := func() *store.Run {
+		t.Helper()
+		res, _, err := s.TriggerNow(ctx, "d", nil)
+		require.NoError(t, err)
+		return res.Runs[0]
+	}
+	running := trigger()
+	p, err := b.disp.Poll(ctx, e1, api.PollRequest{FreeSlots: 4})
+	require.NoError(t, err)
+	require.Len(t, p.Assignments, 1)
+	undelivered := trigger()
+	require.Equal(t, e1, undelivered.ExecutorID)
+
+	x, err := b.disp.Drain(ctx, e1, api.DrainRequest{Timeout: api.Duration(10 * time.Second)})
+	require.NoError(t, err)
+	require.Equal(t, api.ExecutorDraining, x.State)
+	require.Equal(t, 1, x.Drain.RunsLeft, "the undelivered run went back to the queue")
+	got, err := b.st.RunGet(ctx, undelivered.ID)
+	require.NoError(t, err)
+	require.Equal(t, e2, got.ExecutorID, "and to another executor")
+	require.Equal(t, e2, trigger().ExecutorID, "no run is routed to a draining executor")
+	p, err = b.disp.Poll(ctx, e1, api.PollRequest{Running: []string{idStr(running.ID)}})
+	require.NoError(t, err)
+	require.Equal(t, []api.Command{{Type: api.CommandDrain}}, p.Commands)
+
+	// At the timeout the run still going is handed back. (Both executors
+	// heartbeat meanwhile.)
+	b.clock.Set(b.clock.Now().Add(10 * time.Second))
+	_, err = b.disp.Poll(ctx, e1, api.PollRequest{Running: []string{idStr(running.ID)}})
+	require.NoError(t, err)
+	_, err = b.disp.Poll(ctx, e2, api.PollRequest{FreeSlots: 2})
+	require.NoError(t, err)
+	b.disp.check(ctx, b.clock.Now())
+	got, err = b.st.RunGet(ctx, running.ID)
+	require.NoError(t, err)
+	require.Equal(t, api.RunKilled, got.State)
+	runs, err := b.st.RunList(ctx, store.RunListParams{JobName: "d"})
+	require.NoError(t, err)
+	var handed *store.Run
+	for _, r := range runs {
+		if r.TriggerID == running.TriggerID && r.Attempt == 2 {
+			handed = r
+		}
+	}
+	require.NotNil(t, handed, "a new attempt of the handed-back run")
+	require.Equal(t, e2, handed.ExecutorID, "state %s", handed.State)
+
+	require.NoError(t, b.disp.Deregister(ctx, e1))
+	x, err = b.disp.Executor(ctx, e1)
+	require.NoError(t, err)
+	require.Equal(t, api.ExecutorDrained, x.State)
+	_, err = b.disp.Undrain(ctx, e1)
+	require.ErrorIs(t, err, store.ErrConflict)
+}
