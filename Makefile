@@ -40,9 +40,15 @@ completions: ## regenerate shell completions into completions/
 	$(GO) run ./cmd/jobctl completion zsh > completions/jobctl.zsh
 	$(GO) run ./cmd/jobctl completion fish > completions/jobctl.fish
 
-install: build ## install binaries, completions and units under PREFIX
+install: build ## install binaries, completions, systemd units and example config under PREFIX
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN)/jobd $(BIN)/jobctl $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/share/doc/jobd
+	for u in jobd.service jobd-executor.service; do \
+		sed 's#/usr/local/bin/jobd#$(PREFIX)/bin/jobd#' deploy/$$u > $(DESTDIR)$(PREFIX)/lib/systemd/system/$$u; \
+		chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$$u; \
+	done
+	install -m 0644 deploy/jobd.example.yaml deploy/jobs.example.yaml deploy/executor.env.example $(DESTDIR)$(PREFIX)/share/doc/jobd/
 	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 	install -m 0644 completions/jobctl.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/jobctl
 	install -m 0644 completions/jobctl.zsh $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_jobctl

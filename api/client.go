@@ -529,7 +529,35 @@ func (c *Client) ExecutorList(ctx context.Context) ([]Executor, error) {
 // ExecutorGet returns the executor with id (GET /executors/{id}).
 func (c *Client) ExecutorGet(ctx context.Context, id string) (*Executor, error) {
 	var e Executor
-	if err := c.do(ctx, http.MethodGet, "/executors/"+url.PathEscape(id), nil, nil, &e); err != nil {
+	if err := c.do(ctx, http.MethodGet, executorPath(id), nil, nil, &e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+func executorPath(id string) string { return "/executors/" + url.PathEscape(id) }
+
+// ExecutorDrain starts draining the executor with id (POST
+// /executors/{id}/drain): jobd stops routing runs to it at once, and it
+// finishes (or, at req.Timeout, hands back) its running runs and reports
+// drained. It returns the executor as it is after the request, normally
+// ExecutorDraining with Drain set. An offline or already drained executor is
+// a conflict (IsConflict); an unknown id is not found (IsNotFound).
+func (c *Client) ExecutorDrain(ctx context.Context, id string, req DrainRequest) (*Executor, error) {
+	var e Executor
+	if err := c.do(ctx, http.MethodPost, executorPath(id)+"/drain", nil, req, &e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// ExecutorUndrain ends the drain of the executor with id (POST
+// /executors/{id}/undrain), so that it gets runs again, and returns it as it
+// is after the request (normally ExecutorOnline). An executor that is not
+// draining is a conflict (IsConflict).
+func (c *Client) ExecutorUndrain(ctx context.Context, id string) (*Executor, error) {
+	var e Executor
+	if err := c.do(ctx, http.MethodPost, executorPath(id)+"/undrain", nil, nil, &e); err != nil {
 		return nil, err
 	}
 	return &e, nil

@@ -231,6 +231,40 @@ func TestClient_Requests(t *testing.T) {
 			want: request{Method: "GET", Path: "/api/v1/executors/e1"},
 		},
 		{
+			name: "ExecutorDrain", status: 200,
+			answer: `{"id":"e1","name":"w1","state":"draining","drain":{"runs_left":3,"deadline":"2024-06-01T02:05:00.000Z","on_timeout":"finish","started_at":"2024-06-01T02:00:00.000Z"}}`,
+			call: func(ctx context.Context, c *api.Client) (any, error) {
+				return c.ExecutorDrain(ctx, "e/1", api.DrainRequest{Timeout: api.Duration(5 * time.Minute), OnTimeout: api.DrainFinish})
+			},
+			want: request{Method: "POST", Path: "/api/v1/executors/e%2F1/drain", ContentType: "application/json",
+				Body: `{"timeout":"5m0s","on_timeout":"finish"}`},
+			check: func(t *testing.T, got any) {
+				e := got.(*api.Executor)
+				require.Equal(t, api.ExecutorDraining, e.State)
+				require.NotNil(t, e.Drain)
+				require.Equal(t, 3, e.Drain.RunsLeft)
+				require.Equal(t, api.DrainFinish, e.Drain.OnTimeout)
+				require.True(t, e.Drain.Deadline.Equal(since.Add(5*time.Minute)))
+			},
+		},
+		{
+			name: "ExecutorDrainDefaults", status: 200, answer: `{"id":"e1","state":"draining","drain":{"runs_left":0}}`,
+			call: func(ctx context.Context, c *api.Client) (any, error) {
+				return c.ExecutorDrain(ctx, "e1", api.DrainRequest{})
+			},
+			want: request{Method: "POST", Path: "/api/v1/executors/e1/drain", ContentType: "application/json", Body: `{}`},
+		},
+		{
+			name: "ExecutorUndrain", status: 200, answer: `{"id":"e1","name":"w1","state":"online"}`,
+			call: func(ctx context.Context, c *api.Client) (any, error) { return c.ExecutorUndrain(ctx, "e1") },
+			want: request{Method: "POST", Path: "/api/v1/executors/e1/undrain"},
+			check: func(t *testing.T, got any) {
+				e := got.(*api.Executor)
+				require.Equal(t, api.ExecutorOnline, e.State)
+				require.Nil(t, e.Drain)
+			},
+		},
+		{
 			name: "Register", status: 200, answer: `{"id":"e1","heartbeat_interval":"1s"}`,
 			call: func(ctx context.Context, c *api.Client) (any, error) {
 				return c.Register(ctx, api.RegisterRequest{Group: "g", Name: "n", Slots: 4})

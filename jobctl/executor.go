@@ -10,8 +10,9 @@ import (
 )
 
 func newCmdExecutor(f *Factory) *cobra.Command {
-	cmd := newGroupCmd("executor", "List and inspect executors", "executors")
-	cmd.AddCommand(newCmdExecutorList(f, nil), newCmdExecutorGet(f, nil))
+	cmd := newGroupCmd("executor", "List, inspect and drain executors", "executors")
+	cmd.AddCommand(newCmdExecutorList(f, nil), newCmdExecutorGet(f, nil),
+		newCmdExecutorDrain(f, nil), newCmdExecutorUndrain(f, nil))
 	return cmd
 }
 
@@ -59,7 +60,7 @@ func runExecutorList(opts *executorListOptions) error {
 	}
 	rows := make([][]cell, 0, len(execs))
 	for _, e := range execs {
-		row := []cell{{text: e.ID}, {text: e.Name}, {text: e.Group}, colored(e.State, stateColor(e.State)),
+		row := []cell{{text: e.ID}, {text: e.Name}, {text: e.Group}, colored(executorStateText(e), stateColor(e.State)),
 			{text: p.ago(e.StateSince)}, {text: fmt.Sprintf("%d/%d", e.Running, e.Slots)}, {text: p.ago(e.LastSeen)}}
 		if p.wide() {
 			row = append(row, cells(orDash(e.Host), orDash(e.Version), p.time(e.RegisteredAt), joinMap(e.Labels))...)
@@ -101,36 +102,77 @@ func runExecutorGet(opts *executorGetOptions) error {
 	if p.structured() {
 		return p.encode(e)
 	}
-	return p.kv([][2]string{
+	pairs := [][2]string{
 		{"ID", e.ID},
 		{"Name", e.Name},
 		{"Group", e.Group},
 		{"Host", orDash(e.Host)},
 		{"Version", orDash(e.Version)},
 		{"State", e.State + " since " + p.time(e.StateSince)},
-		{"Running", fmt.Sprintf("%d of %d slots", e.Running, e.Slots)},
-		{"Labels", joinMap(e.Labels)},
-		{"Last seen", p.timeRel(e.LastSeen)},
-		{"Registered", p.time(e.RegisteredAt)},
-	})
+	}
+	if d := e.Drain; d != nil {
+		pairs = append(pairs,
+			[2]string{"Runs left", fmt.Sprintf("%d (drain started %s)", d.RunsLeft, p.time(d.StartedAt))},
+			[2]string{"Deadline", drainDeadlineText(p, d)})
+	}
+	pairs = append(pairs,
+		[2]string{"Running", fmt.Sprintf("%d of %d slots", e.Running, e.Slots)},
+		[2]string{"Labels", joinMap(e.Labels)},
+		[2]string{"Last seen", p.timeRel(e.LastSeen)},
+		[2]string{"Registered", p.time(e.RegisteredAt)},
+	)
+	return p.kv(pairs)
+}
+
+// executorStateText is the STATE cell of an executor: its state, with the
+// runs left while it drains ("draining (3 left)").
+func executorStateText(e api.Executor) string {
+	if e.State == api.ExecutorDraining && e.Drain != nil {
+		return fmt.Sprintf("%s (%d left)", e.State, e.Drain.RunsLeft)
+	}
+	return e.State
+}
+
+// drainDeadlineText says when a drain times out and what happens then.
+func drainDeadlineText(p *printer, d *api.DrainProgress) string {
+	if d.Deadline.IsZero() {
+		return "none (waits for every run to finish)"
+	}
+	then := "runs left are requeued"
+	if d.OnTimeout == api.DrainFinish {
+		then = "runs left may finish"
+	}
+	return p.timeRel(d.Deadline) + ", then " + then
 }
 
 // executorIDArg completes executor ids, described by name and group.
 func (f *Factory) executorIDArg(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-	if len(args) > 0 {
-		return nil, cobra.ShellCompDirectiveNoFileComp
+	return f.executorIDArgWhere(nil)(cmd, args, toComplete)
+}
+
+// executorIDArgWhere completes the ids of the executors keep accepts (all
+// when keep is nil), described by name, group and state.
+func (f *Factory) executorIDArgWhere(keep func(api.Executor) bool) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return f.completeExecutorIDs(cmd, toComplete, keep), cobra.ShellCompDirectiveNoFileComp
 	}
+}
+
+func (f *Factory) completeExecutorIDs(cmd *cobra.Command, toComplete string, keep func(api.Executor) bool) []string {
 	ctx, cancel := completionContext(cmd)
 	defer cancel()
 	execs, err := f.Client().ExecutorList(ctx)
 	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
+		return nil
 	}
 	var out []string
 	for _, e := range execs {
-		if strings.HasPrefix(e.ID, toComplete) {
-			out = append(out, cobra.CompletionWithDesc(e.ID, e.Name+" ("+e.Group+", "+e.State+")"))
+		if strings.HasPrefix(e.ID, toComplete) && (keep == nil || keep(e)) {
+			out = append(out, cobra.CompletionWithDesc(e.ID, e.Name+" ("+e.Group+", "+executorStateText(e)+")"))
 		}
 	}
-	return out, cobra.ShellCompDirectiveNoFileComp
+	return out
 }
