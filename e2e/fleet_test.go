@@ -147,7 +147,7 @@ func TestRoutingStrategies(t *testing.T) {
 	assert.Equal(t, api.RunSucceeded, r.State)
 	x, ok := d.executorNamed(g, "r3")
 	require.True(t, ok, "r3 is still listed")
-	assert.Equal(t, api.ExecutorOffline, x.State, "r3 after it stopped")
+	assert.Equal(t, api.ExecutorDrained, x.State, "r3 after SIGTERM: it drained and deregistered")
 }
 
 // TestExecutorKill9LostAndRetried kills the executor of a running run with

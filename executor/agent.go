@@ -35,6 +35,15 @@ const flushTimeout = 10 * time.Second
 // hold up the stop for long.
 const deregisterTimeout = 5 * time.Second
 
+// drainRequestTimeout bounds the drain request a stopping agent sends
+// first, so that jobd stops routing to it: a jobd that is down does not
+// hold up the stop.
+const drainRequestTimeout = 3 * time.Second
+
+// hardStopTimeout bounds how long an agent stopped hard (Abort) still
+// waits for the results of the runs it killed, and then to deregister.
+const hardStopTimeout = 2 * time.Second
+
 // Agent is an executor: it registers with jobd, long-polls it for runs,
 // executes them and reports their start, output and result. Create it with
 // New, add handlers with Handle, then call Run.
@@ -62,12 +71,26 @@ type Agent struct {
 
 	started atomic.Bool
 
+	// hardCtx is cancelled by Abort: stop at once.
+	hardCtx context.Context
+	abort   context.CancelFunc
+
 	mu        sync.Mutex
 	id        string        // executor id; empty when not registered
 	idChanged chan struct{} // closed and replaced when id changes
 	heartbeat time.Duration // jobd's heartbeat interval
 	runs      map[string]*run
 	wg        sync.WaitGroup // one per run in runs
+	// runsChanged is closed and replaced when a run leaves runs.
+	runsChanged chan struct{}
+	// draining: start no new run, and end the poll loop once every run
+	// ended and every report is delivered. Set by jobd's drain command
+	// (cleared by undrain) and when Run's context is done.
+	draining bool
+	// stopping: Run's context is done; undrain is ignored.
+	stopping bool
+	// drainLeft is the runs left last logged while draining; -1 for none.
+	drainLeft int
 }
 
 // New checks cfg, applies its defaults and returns an Agent ready to Run.
@@ -99,7 +122,10 @@ func New(cfg Config) (*Agent, error) {
 		slots:       make(chan struct{}, cfg.Slots),
 		runs:        make(map[string]*run),
 		idChanged:   make(chan struct{}),
+		runsChanged: make(chan struct{}),
+		drainLeft:   -1,
 	}
+	a.hardCtx, a.abort = context.WithCancel(context.Background())
 	var rep reporter = &httpReporter{tr: a.tr, log: a.log, executorIDFunc: a.waitExecutorID}
 	if cfg.StateDir != "" {
 		sp := newSpool(cfg.StateDir, cfg.SpoolMaxBytes, a.log)
@@ -111,17 +137,26 @@ func New(cfg Config) (*Agent, error) {
 }
 
 // Run registers with jobd and executes the runs it hands out until ctx is
-// done. Then it stops polling, waits up to Config.ShutdownGrace for running
-// runs to finish (killing those that do not), delivers their reports,
-// deregisters and returns nil. With a StateDir, Run first opens the report
-// spool (an error when another agent uses it) and sends what an earlier
-// agent left in it before any newer report. It returns an error when jobd
-// refuses the registration for good (a refused token, an invalid group).
-// Run may be called once.
+// done, or until jobd's drain command is carried out. When ctx is done it
+// drains by itself: it asks jobd to stop routing to it (POST
+// /api/v1/executor/{id}/drain), starts no new run but goes on polling (so
+// heartbeats and kill commands still work), waits up to
+// Config.ShutdownGrace for running runs to finish (killing those that do
+// not), delivers their reports, deregisters and returns nil. Abort cuts
+// that short. With a StateDir, Run first opens the report spool (an error
+// when another agent uses it) and sends what an earlier agent left in it
+// before any newer report. It returns an error when jobd refuses the
+// registration for good (a refused token, an invalid group). Run may be
+// called once.
 func (a *Agent) Run(ctx context.Context) error {
 	if !a.started.CompareAndSwap(false, true) {
 		return errors.New("executor: Run called twice")
 	}
+	// Abort stops polling too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(a.hardCtx, cancel)()
+
 	resendDone := make(chan struct{})
 	// Reports outlive ctx until the final flush.
 	resendCtx, cancelResend := context.WithCancel(context.WithoutCancel(ctx))
@@ -152,8 +187,32 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("executor starting", attrs...)
 	err := a.pollLoop(ctx)
+	stopPolling := func() {}
+	switch {
+	case errors.Is(err, errDrained):
+		err = nil
+		a.log.Info("drained: every run ended and every report is delivered")
+	case err == nil:
+		// Stopping: jobd first stops routing here, then the agent drains
+		// while it goes on polling, until its runs ended.
+		a.mu.Lock()
+		a.stopping, a.draining, a.drainLeft = true, true, -1
+		a.mu.Unlock()
+		a.requestDrain()
+		pollCtx, cancelPoll := context.WithCancel(a.hardCtx)
+		polling := make(chan struct{})
+		go func() {
+			defer close(polling)
+			_ = a.pollLoop(pollCtx)
+		}()
+		stopPolling = func() {
+			cancelPoll()
+			<-polling
+		}
+	}
 	a.shutdown(cancelReports, reportsDone)
 	delivered := a.flushSpool()
+	stopPolling()
 	cancelResend()
 	<-resendDone
 	if delivered {
@@ -162,10 +221,40 @@ func (a *Agent) Run(ctx context.Context) error {
 	return err
 }
 
+// Abort stops the agent hard: Run's context is cancelled if it is not yet,
+// every run is killed at once (its process group gets SIGTERM, then
+// SIGKILL after Config.KillGrace; a handler's context is cancelled), and
+// Run delivers what reports it can within about two seconds, spools the
+// rest when it has a StateDir, and returns. `jobd executor` calls it on a
+// second SIGTERM or SIGINT. It may be called at any time, more than once.
+func (a *Agent) Abort() { a.abort() }
+
+// aborted reports whether Abort was called.
+func (a *Agent) aborted() bool { return a.hardCtx.Err() != nil }
+
+// requestDrain asks jobd to stop routing runs to the executor, which is
+// stopping: jobd hands back what it has not delivered yet, and kills and
+// requeues what still runs after ShutdownGrace. Errors are only logged:
+// jobd may be down.
+func (a *Agent) requestDrain() {
+	id := a.executorID()
+	if id == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(a.hardCtx, drainRequestTimeout)
+	defer cancel()
+	req := api.DrainRequest{Timeout: api.Duration(a.cfg.ShutdownGrace), OnTimeout: api.DrainRequeue}
+	if err := a.tr.post(ctx, "/executor/"+url.PathEscape(id)+"/drain", &req, nil); err != nil {
+		a.log.Warn("executor stopping: could not tell jobd to drain it; going on", logKeyExecutor, id, "err", err)
+		return
+	}
+	a.log.Info("executor stopping: jobd routes no more runs here", logKeyExecutor, id, "runs", a.heldCount(), "grace", a.cfg.ShutdownGrace)
+}
+
 // shutdown drains the agent: it waits for the runs, kills those still going
-// after the grace and flushes their reports. A run ends once its reports
-// are acknowledged (by jobd, or by the spool), so when every run ended the
-// report queue is empty.
+// after the grace (or at once on Abort) and flushes their reports. A run
+// ends once its reports are acknowledged (by jobd, or by the spool), so
+// when every run ended the report queue is empty.
 func (a *Agent) shutdown(cancelReports context.CancelFunc, reportsDone <-chan struct{}) {
 	a.stopQueued()
 	allDone := make(chan struct{})
@@ -173,6 +262,19 @@ func (a *Agent) shutdown(cancelReports context.CancelFunc, reportsDone <-chan st
 		a.wg.Wait()
 		close(allDone)
 	}()
+	hard := a.hardCtx.Done()
+	stopHard := func() {
+		a.log.Warn("executor stopping hard: killing runs", "runs", a.heldCount())
+		a.stopAll(api.RunKilled, "executor stopping: stopped hard")
+		t := time.NewTimer(hardStopTimeout)
+		defer t.Stop()
+		select {
+		case <-allDone:
+		case <-t.C:
+			a.killGroups()
+			a.log.Error("stopping hard: leaving runs and reports undelivered", "runs", a.heldCount())
+		}
+	}
 
 	if n := a.heldCount(); n > 0 {
 		a.log.Info("executor stopping: waiting for runs", "runs", n, "grace", a.cfg.ShutdownGrace)
@@ -181,6 +283,8 @@ func (a *Agent) shutdown(cancelReports context.CancelFunc, reportsDone <-chan st
 	defer grace.Stop()
 	select {
 	case <-allDone:
+	case <-hard:
+		stopHard()
 	case <-grace.C:
 		a.log.Warn("shutdown grace expired: killing runs", "runs", a.heldCount())
 		a.stopAll(api.RunKilled, "executor stopping: shutdown grace expired")
@@ -188,11 +292,15 @@ func (a *Agent) shutdown(cancelReports context.CancelFunc, reportsDone <-chan st
 		defer flush.Stop()
 		select {
 		case <-allDone:
+		case <-hard:
+			stopHard()
 		case <-flush.C:
 			a.log.Error("dropping undelivered reports: jobd did not acknowledge them in time")
 			cancelReports()
 			select {
 			case <-allDone:
+			case <-hard:
+				a.killGroups()
 			case <-time.After(a.cfg.KillGrace):
 				a.log.Error("runs still not finished; leaving them")
 			}
@@ -210,7 +318,7 @@ func (a *Agent) flushSpool() bool {
 	if a.spool == nil || a.spool.spool.empty() {
 		return true
 	}
-	if a.executorID() != "" && a.spool.flush(flushTimeout) {
+	if a.executorID() != "" && !a.aborted() && a.spool.flush(flushTimeout, a.hardCtx.Done()) {
 		return true
 	}
 	n, size := a.spool.spool.stats()
@@ -225,7 +333,11 @@ func (a *Agent) deregister() {
 	if id == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), deregisterTimeout)
+	timeout := deregisterTimeout
+	if a.aborted() {
+		timeout = hardStopTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	bo := newBackoff()
 	for {
@@ -297,10 +409,13 @@ func (a *Agent) heldCount() int {
 }
 
 // freeSlots is how many more runs the agent accepts: slots minus the runs
-// queued or executing.
+// queued or executing, and none while it drains.
 func (a *Agent) freeSlots() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.draining {
+		return 0
+	}
 	busy := 0
 	for _, r := range a.runs {
 		if !r.finished {

@@ -366,7 +366,7 @@ func TestAgent_ShutdownWaitsForRuns(t *testing.T) {
 	require.Contains(t, b.jobd.log("r1"), "released")
 	b.jobd.mu.Lock()
 	defer b.jobd.mu.Unlock()
-	require.Equal(t, []string{"register", "start:r1", "result:r1", "deregister"}, b.jobd.events)
+	require.Equal(t, []string{"register", "start:r1", "drain", "result:r1", "deregister"}, b.jobd.events)
 }
 
 func TestAgent_ShutdownGraceKills(t *testing.T) {
@@ -385,7 +385,7 @@ func TestAgent_ShutdownGraceKills(t *testing.T) {
 	requireGone(t, b.jobd, "r1")
 	b.jobd.mu.Lock()
 	defer b.jobd.mu.Unlock()
-	require.Equal(t, []string{"register", "start:r1", "result:r1", "deregister"}, b.jobd.events)
+	require.Equal(t, []string{"register", "start:r1", "drain", "result:r1", "deregister"}, b.jobd.events)
 }
 
 func TestAgent_ReRegistersWhenUnknown(t *testing.T) {

@@ -69,7 +69,10 @@ type Config struct {
 	// return after its context is cancelled; 5s by default.
 	KillGrace time.Duration
 	// ShutdownGrace is how long Run, once its context is done, waits for
-	// running runs to finish before it kills them; 30s by default.
+	// running runs to finish before it kills them; 30s by default. It is
+	// also the timeout of the drain the agent asks of jobd then. Under
+	// systemd, keep it below the unit's TimeoutStopSec, with room for the
+	// final report delivery (up to KillGrace and 10 seconds more).
 	ShutdownGrace time.Duration
 	// TLSConfig verifies https:// servers (and may carry a client
 	// certificate). Nil means the system's roots, plus CAFile.

@@ -4,9 +4,9 @@
 // An Agent connects out to jobd over HTTP(S) (a worker machine opens no
 // port): it registers in its group, then long-polls jobd; each poll is also
 // the heartbeat that carries its load (the runs it holds, its free slots).
-// Poll answers hand it runs and commands (kill). It executes at most
-// Config.Slots runs at once and reports each run's start, its output and
-// its result.
+// Poll answers hand it runs and commands (kill, drain, undrain). It
+// executes at most Config.Slots runs at once and reports each run's start,
+// its output and its result.
 //
 // # Embedding
 //
@@ -126,16 +126,36 @@
 // Without a StateDir, reports wait in memory, retried until jobd takes
 // them; once that queue is full, jobs writing output block.
 //
-// # Stopping
+// # Draining and stopping
 //
-// When Run's context is done the agent stops polling, fails the runs still
-// waiting for a slot, waits up to Config.ShutdownGrace for running runs to
-// finish, kills what is left, and delivers the remaining reports. With a
-// spool, it then gives jobd up to 10 seconds to take what the spool holds,
-// stopping sooner when no server answers. It deregisters last, and only
-// when every report was delivered: reports left in the spool are sent
-// first by the next agent started on the same StateDir, which also lists
-// their runs to jobd when it registers. Run returns nil after a stop, and
-// an error when jobd refused the registration for good or the spool cannot
-// be opened.
+// A drain command from jobd (`jobctl executor drain`) makes the agent
+// drain: it starts no new run (an assignment that still arrives is
+// neither started nor listed to jobd, which requeues it), announces no
+// free slot, and goes on polling, so heartbeats and kill commands still
+// work, logging the runs left ("draining: N runs left"). Once its runs
+// ended and every report is delivered (the memory queue, and the spool
+// once a jobd takes it), it deregisters and Run returns nil. An undrain
+// command before then cancels the drain: the agent takes runs again.
+//
+// When Run's context is done (SIGTERM to `jobd executor`) the agent drains
+// by itself. It first asks jobd to stop routing to it (POST
+// /api/v1/executor/{id}/drain with ShutdownGrace as the drain's timeout
+// and on_timeout requeue; an error is only logged, since jobd may be
+// down), fails the runs still waiting for a slot, and goes on polling,
+// starting nothing (an undrain is ignored), while it waits up to
+// Config.ShutdownGrace for running runs to finish; then it kills what is
+// left, reporting those runs killed, and delivers the remaining reports.
+// With a spool, it then gives jobd up to 10 seconds to take what the
+// spool holds, stopping sooner when no server answers. It deregisters
+// last, and only when every report was delivered: reports left in the
+// spool are sent first by the next agent started on the same StateDir,
+// which also lists their runs to jobd when it registers. Run returns nil
+// after a stop or a drain, and an error when jobd refused the registration
+// for good or the spool cannot be opened.
+//
+// Abort stops hard, at any time (`jobd executor` calls it on a second
+// SIGTERM or SIGINT): every run is killed at once (SIGTERM to its process
+// group, SIGKILL after Config.KillGrace, or as Run returns if sooner), and
+// Run delivers what reports it can within about two seconds, spooling the
+// rest, and returns.
 package executor

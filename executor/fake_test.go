@@ -57,8 +57,9 @@ type fakeJobd struct {
 	refused      []string                // "RUN:SEQ" of the reports refused for good
 	duplicates   int                     // reports stored before and sent again
 	deregistered int
-	pollsAborted int      // polls the agent gave up while jobd held them
-	events       []string // "register", "start:RUN", "result:RUN", "deregister"
+	drains       []api.DrainRequest // drain requests of the executor itself
+	pollsAborted int                // polls the agent gave up while jobd held them
+	events       []string           // "register", "start:RUN", "result:RUN", "drain", "deregister"
 }
 
 func newFakeJobd(t *testing.T) *fakeJobd {
@@ -77,6 +78,7 @@ func newFakeJobd(t *testing.T) *fakeJobd {
 	mux.HandleFunc("POST /api/v1/executor/register", f.handleRegister)
 	mux.HandleFunc("POST /api/v1/executor/{id}/poll", f.handlePoll)
 	mux.HandleFunc("POST /api/v1/executor/{id}/deregister", f.handleDeregister)
+	mux.HandleFunc("POST /api/v1/executor/{id}/drain", f.handleDrain)
 	mux.HandleFunc("POST /api/v1/executor/{id}/reports", f.handleReports)
 	mux.HandleFunc("POST /api/v1/runs/{id}/report", func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("report sent alone to %s instead of in a batch", r.URL.Path)
@@ -331,6 +333,21 @@ func (f *fakeJobd) handleDeregister(w http.ResponseWriter, r *http.Request) {
 	f.events = append(f.events, "deregister")
 	f.notifyLocked()
 	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// handleDrain records an executor draining itself; like jobd, it routes
+// nothing more to it (the assignments pending stay pending).
+func (f *fakeJobd) handleDrain(w http.ResponseWriter, r *http.Request) {
+	var req api.DrainRequest
+	if !f.decode(w, r, &req) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.drains = append(f.drains, req)
+	f.events = append(f.events, "drain")
+	f.notifyLocked()
+	writeJSON(w, http.StatusOK, api.Executor{ID: r.PathValue("id"), State: api.ExecutorDraining})
 }
 
 // handleReports stores a batch of reports like jobd: all or nothing, each

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/jobd/jobd/api"
@@ -15,9 +16,15 @@ import (
 // network partition ends the poll instead of hanging on it.
 const pollSlack = 15 * time.Second
 
-// pollLoop registers and polls until ctx is done (nil) or jobd refuses the
-// registration for good (the error). It is the only goroutine that accepts
-// runs.
+// errDrained ends the poll loop of a draining agent whose runs all ended
+// and whose reports were all delivered.
+var errDrained = errors.New("executor drained")
+
+// pollLoop registers and polls until ctx is done (nil), the agent drained
+// (errDrained) or jobd refuses the registration for good (the error). One
+// poll loop runs at a time; it is the only goroutine that accepts runs.
+// A stopping agent polls on, without registering again, until its runs
+// ended.
 func (a *Agent) pollLoop(ctx context.Context) error {
 	bo := newBackoff()
 	var failing error // the error of the current outage, nil when connected
@@ -31,8 +38,14 @@ func (a *Agent) pollLoop(ctx context.Context) error {
 		sleepCtx(ctx, bo.delay())
 	}
 	for ctx.Err() == nil {
+		if a.drainedNow() {
+			return errDrained
+		}
 		fresh := false // registered in this iteration
 		if a.executorID() == "" {
+			if a.isStopping() {
+				return nil
+			}
 			fresh = true
 			if err := a.register(ctx); err != nil {
 				if ctx.Err() != nil {
@@ -45,10 +58,15 @@ func (a *Agent) pollLoop(ctx context.Context) error {
 				continue
 			}
 		}
-		resp, err := a.poll(ctx)
+		pollCtx, endPoll := a.pollContext(ctx)
+		resp, err := a.poll(pollCtx)
+		cut := endPoll()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
+			}
+			if cut {
+				continue // drained: the loop ends at its top
 			}
 			if isNotFound(err) || refusedForGood(err) {
 				// Registering again either works or says why it cannot.
@@ -172,10 +190,24 @@ func (a *Agent) poll(ctx context.Context) (*api.PollResponse, error) {
 	return &resp, nil
 }
 
-// handle starts the assigned runs, then carries out the commands, so a kill
-// may name a run of the same answer.
+// handle carries out drain and undrain first, then starts the assigned runs
+// (none while draining), then carries out the kills, so a kill may name a
+// run of the same answer.
 func (a *Agent) handle(resp *api.PollResponse) {
+	for _, c := range resp.Commands {
+		switch c.Type {
+		case api.CommandDrain:
+			a.startDrain()
+		case api.CommandUndrain:
+			a.undrain()
+		}
+	}
 	for _, asg := range resp.Assignments {
+		if a.isDraining() {
+			// Not started and not listed to jobd, which requeues it.
+			a.log.Warn("executor draining: not starting a run assigned after the drain", logKeyRun, asg.RunID, logKeyJob, asg.Job)
+			continue
+		}
 		a.accept(asg)
 	}
 	for _, c := range resp.Commands {
@@ -186,13 +218,116 @@ func (a *Agent) handle(resp *api.PollResponse) {
 			} else {
 				a.log.Info("killing run", logKeyRun, c.RunID)
 			}
-		case api.CommandDrain:
-			// Draining on jobd's command (stop taking runs, finish,
-			// deregister) is not implemented yet; jobd already stops routing
-			// to a draining executor, and SIGTERM drains.
-			a.log.Info("drain requested by jobd; not supported by this executor yet")
+		case api.CommandDrain, api.CommandUndrain:
 		default:
 			a.log.Warn("unknown command from jobd", "type", c.Type)
 		}
+	}
+}
+
+// startDrain carries out jobd's drain command: no new run, and once every
+// run ended and every report is delivered, the poll loop ends and Run
+// deregisters and returns.
+func (a *Agent) startDrain() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.draining {
+		return
+	}
+	a.draining = true
+	a.drainLeft = -1
+	a.log.Info("draining on jobd's command: taking no new runs; finishing those running", "runs", len(a.runs))
+}
+
+// undrain carries out jobd's undrain command: the drain is cancelled and
+// the agent takes runs again. A stopping agent goes on stopping.
+func (a *Agent) undrain() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.stopping:
+		a.log.Info("undrain from jobd ignored: the executor is stopping")
+	case a.draining:
+		a.draining = false
+		a.log.Info("drain cancelled by jobd: taking runs again")
+	}
+}
+
+func (a *Agent) isDraining() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.draining
+}
+
+func (a *Agent) isStopping() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stopping
+}
+
+// drainedNow reports whether the agent drains and is done: it holds no run
+// and its spool is empty. It logs the runs left when their number changed.
+func (a *Agent) drainedNow() bool {
+	done, _, _ := a.drainState()
+	return done
+}
+
+// drainState returns whether a draining agent is done, and what to wait
+// on for that to change (nil when it does not drain).
+func (a *Agent) drainState() (done bool, runsChanged, spoolChanged <-chan struct{}) {
+	if a.spool != nil {
+		spoolChanged = a.spool.spool.changedChan()
+	}
+	left := len(a.heldIDs())
+	spoolEmpty := a.spool == nil || a.spool.spool.empty()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.draining {
+		return false, nil, nil
+	}
+	if left != a.drainLeft {
+		a.drainLeft = left
+		if left > 0 {
+			a.log.Info(fmt.Sprintf("draining: %d runs left", left), "runs_left", left)
+		}
+	}
+	return left == 0 && spoolEmpty, a.runsChanged, spoolChanged
+}
+
+// pollContext returns the context of one poll: while the agent drains, it
+// is cancelled as soon as the drain is done, so that the poll loop ends
+// without waiting out a long poll. end releases it and reports whether the
+// drain cut the poll.
+func (a *Agent) pollContext(ctx context.Context) (_ context.Context, end func() (cut bool)) {
+	if !a.isDraining() {
+		return ctx, func() bool { return false }
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var drained atomic.Bool
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			done, runsChanged, spoolChanged := a.drainState()
+			if done {
+				drained.Store(true)
+				cancel()
+				return
+			}
+			if runsChanged == nil {
+				return // undrained meanwhile
+			}
+			select {
+			case <-runsChanged:
+			case <-spoolChanged:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ctx, func() bool {
+		cancel()
+		<-watched
+		return drained.Load()
 	}
 }

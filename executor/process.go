@@ -93,6 +93,8 @@ func (a *Agent) runProcess(r *run, argv []string) outcome {
 		return failed(fmt.Errorf("start: %w", err))
 	}
 	pgid := cmd.Process.Pid
+	a.setGroup(r, pgid)
+	defer a.setGroup(r, 0)
 	r.reportStart()
 
 	copied := make(chan struct{})
@@ -133,6 +135,27 @@ func (a *Agent) runProcess(r *run, argv []string) outcome {
 		return stoppedOutcome(stop)
 	}
 	return exitOutcome(waitErr)
+}
+
+// setGroup records the process group of a run (0: none), for killGroups.
+func (a *Agent) setGroup(r *run, pgid int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r.pgid = pgid
+}
+
+// killGroups sends SIGKILL at once to the process groups of every run: an
+// agent stopping hard does not wait out the kill grace of those that
+// ignored SIGTERM, since it exits before.
+func (a *Agent) killGroups() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.runs {
+		if r.pgid > 0 {
+			r.log.Warn("stopping hard: killing process group", "pgid", r.pgid)
+			_ = syscall.Kill(-r.pgid, syscall.SIGKILL)
+		}
+	}
 }
 
 // exitOutcome maps the result of Wait to an outcome.

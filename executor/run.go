@@ -26,6 +26,7 @@ type run struct {
 	// Guarded by Agent.mu.
 	executing bool // it holds a slot
 	finished  bool // its execution ended; its reports may still be in flight
+	pgid      int  // the process group it runs, while it is not waited for; 0 if none
 }
 
 // stopError is the cause of a stopped run: the state to report and why.
@@ -131,6 +132,8 @@ func (a *Agent) runLifecycle(r *run) {
 
 	a.mu.Lock()
 	delete(a.runs, r.asg.RunID)
+	close(a.runsChanged)
+	a.runsChanged = make(chan struct{})
 	a.mu.Unlock()
 }
 

@@ -172,9 +172,10 @@ func (s *spoolReporter) resend(ctx context.Context) {
 }
 
 // flush waits until the spool is empty or timeout passes, and reports
-// whether it is empty. It gives up early when a resend fails: no jobd
-// answers, and the reports wait on disk for the next start.
-func (s *spoolReporter) flush(timeout time.Duration) bool {
+// whether it is empty. It gives up early when a resend fails (no jobd
+// answers, and the reports wait on disk for the next start) or when stop
+// is closed.
+func (s *spoolReporter) flush(timeout time.Duration, stop <-chan struct{}) bool {
 	failures := s.failures.Load()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -190,6 +191,8 @@ func (s *spoolReporter) flush(timeout time.Duration) bool {
 		case <-changed:
 		case <-deadline.C:
 			return false
+		case <-stop:
+			return s.spool.empty()
 		}
 	}
 }

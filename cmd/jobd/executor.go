@@ -2,14 +2,18 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -30,6 +34,8 @@ type executorOptions struct {
 	stateDir  string
 	spoolMax  string
 	logLevel  string
+	// shutdownGrace bounds the drain on SIGTERM.
+	shutdownGrace time.Duration
 }
 
 // executorEnv is what `jobd executor` reads from its process: environment
@@ -59,7 +65,17 @@ The state dir defaults to $STATE_DIRECTORY (systemd's StateDirectory=), else
 The token is read from --token-file (its first line), --token or
 JOBD_EXECUTOR_TOKEN; prefer the file or the variable, since other users can
 read a command line (under systemd: LoadCredential=token:/etc/jobd/token and
---token-file ${CREDENTIALS_DIRECTORY}/token).`,
+--token-file ${CREDENTIALS_DIRECTORY}/token).
+
+SIGTERM or SIGINT drains the executor: it asks jobd to route no more runs to
+it, starts nothing new, waits up to --shutdown-grace for its running runs
+(then kills the rest and reports them killed), delivers every report,
+deregisters and exits 0. Keep --shutdown-grace below systemd's
+TimeoutStopSec, with room for the final report delivery. A second signal
+stops hard: runs are killed at once (SIGTERM to their process groups, then
+SIGKILL), and the executor reports what it can within about 2 seconds and
+exits. jobd can also drain it (jobctl executor drain ID): it then finishes
+its runs, delivers its reports, deregisters and exits 0.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			env := executorEnv{getenv: os.Getenv, euid: os.Geteuid(), homeDir: os.UserHomeDir}
@@ -81,7 +97,21 @@ read a command line (under systemd: LoadCredential=token:/etc/jobd/token and
 				}
 				return err
 			}
-			return a.Run(cmd.Context())
+			// The first signal drains (Run's context); main's own
+			// signal.NotifyContext cancels the parent on it too. A second one
+			// stops hard.
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			sigs := make(chan os.Signal, 2)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
+			hard, stopHard := context.WithCancel(context.Background())
+			defer stopHard()
+			defer context.AfterFunc(hard, a.Abort)()
+			done := make(chan struct{})
+			defer close(done)
+			go watchStopSignals(sigs, done, cancel, stopHard, cfg.Logger)
+			return a.Run(ctx)
 		},
 	}
 	opts.bind(cmd.Flags())
@@ -101,6 +131,30 @@ func (o *executorOptions) bind(f *pflag.FlagSet) {
 	f.StringVar(&o.stateDir, "state-dir", "", "directory for the report spool and scripts (default: see above)")
 	f.StringVar(&o.spoolMax, "spool-max", "1GiB", "most disk space the report spool takes (e.g. 512MiB, 2GiB)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.DurationVar(&o.shutdownGrace, "shutdown-grace", executor.DefaultShutdownGrace,
+		"on SIGTERM, how long running runs may finish before they are killed (keep it below systemd's TimeoutStopSec)")
+}
+
+// watchStopSignals turns the stop signals into stops until done is closed:
+// the first one drains (cancelRun), the second stops hard (cancelHard).
+func watchStopSignals(sigs <-chan os.Signal, done <-chan struct{}, cancelRun, cancelHard context.CancelFunc, log *slog.Logger) {
+	n := 0
+	for {
+		select {
+		case sig := <-sigs:
+			n++
+			if n == 1 {
+				log.Info("signal received: draining, then exiting; send it again to stop at once", "signal", sig.String())
+				cancelRun()
+				continue
+			}
+			log.Warn("second signal received: killing runs and exiting", "signal", sig.String())
+			cancelHard()
+			return
+		case <-done:
+			return
+		}
+	}
 }
 
 // config builds the executor config from the flags set on fs (whose values
@@ -156,6 +210,10 @@ func (o *executorOptions) config(fs *pflag.FlagSet, env executorEnv) (executor.C
 		return cfg, fmt.Errorf("--spool-max %q: %w", o.spoolMax, err)
 	}
 	cfg.SpoolMaxBytes = spoolMax
+	if o.shutdownGrace <= 0 {
+		return cfg, fmt.Errorf("--shutdown-grace %s: must be positive", o.shutdownGrace)
+	}
+	cfg.ShutdownGrace = o.shutdownGrace
 	return cfg, cfg.Validate()
 }
 

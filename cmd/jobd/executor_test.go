@@ -5,16 +5,21 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jobd/jobd/api"
 	"github.com/jobd/jobd/executor"
 )
 
@@ -61,6 +66,15 @@ func TestExecutorConfig(t *testing.T) {
 		require.Equal(t, "/srv/exec", cfg.StateDir)
 		require.Equal(t, int64(64<<20), cfg.SpoolMaxBytes)
 		require.Empty(t, cfg.Token)
+	})
+	t.Run("ShutdownGrace", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := parseExecutorFlags(t, testEnv(nil), base...)
+		require.NoError(t, err)
+		require.Equal(t, executor.DefaultShutdownGrace, cfg.ShutdownGrace)
+		cfg, err = parseExecutorFlags(t, testEnv(nil), append(base, "--shutdown-grace", "80s")...)
+		require.NoError(t, err)
+		require.Equal(t, 80*time.Second, cfg.ShutdownGrace)
 	})
 	t.Run("TokenFile", func(t *testing.T) {
 		t.Parallel()
@@ -198,10 +212,63 @@ func TestExecutorCmd_UsageErrors(t *testing.T) {
 		{[]string{"--group", "g"}, "servers: at least one jobd URL is required"},
 		{[]string{"--server", "http://127.0.0.1:1", "--group", "g", "--state-dir", "", "--ca-file", "/nonexistent/ca.pem"}, "ca_file: open /nonexistent/ca.pem"},
 		{[]string{"--server", "http://127.0.0.1:1", "--group", "g", "--log-level", "loud"}, `--log-level "loud"`},
+		{[]string{"--server", "http://127.0.0.1:1", "--group", "g", "--shutdown-grace", "0s"}, "--shutdown-grace 0s: must be positive"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), append([]string{"executor"}, tc.args...), &stdout, &stderr)
 		require.Equal(t, 2, code, "%v: %s", tc.args, stderr.String())
 		require.True(t, strings.Contains(stderr.String(), tc.want), "%v: %s", tc.args, stderr.String())
 	}
+}
+
+func TestWatchStopSignals(t *testing.T) {
+	t.Parallel()
+	sigs := make(chan os.Signal, 2)
+	done := make(chan struct{})
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	hardCtx, cancelHard := context.WithCancel(context.Background())
+	defer cancelHard()
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		watchStopSignals(sigs, done, cancelRun, cancelHard, slog.New(slog.DiscardHandler))
+	}()
+
+	sigs <- syscall.SIGTERM
+	<-runCtx.Done()
+	require.NoError(t, hardCtx.Err(), "the first signal drains")
+	sigs <- syscall.SIGINT
+	<-hardCtx.Done()
+	<-returned
+}
+
+func TestExecutorCmd_DrainCommandExits0(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var calls []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls = append(calls, r.URL.Path)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/api/v1/executor/register":
+			_ = json.NewEncoder(w).Encode(api.RegisterResponse{ID: "ex-1", HeartbeatInterval: api.Duration(5 * time.Second)})
+		case "/api/v1/executor/ex-1/poll":
+			_ = json.NewEncoder(w).Encode(api.PollResponse{Commands: []api.Command{{Type: api.CommandDrain}}})
+		default:
+			_ = json.NewEncoder(w).Encode(struct{}{})
+		}
+	}))
+	t.Cleanup(srv.Close)
+
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"executor", "--server", srv.URL, "--group", "g",
+		"--state-dir", t.TempDir()}, &stdout, &stderr)
+	require.Equal(t, 0, code, "stderr: %s", stderr.String())
+	require.Contains(t, stderr.String(), "drained")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"/api/v1/executor/register", "/api/v1/executor/ex-1/poll", "/api/v1/executor/ex-1/deregister"}, calls)
 }
