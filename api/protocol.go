@@ -85,6 +85,9 @@ const (
 	CommandDrain = "drain"
 	// CommandUndrain cancels a drain that has not finished.
 	CommandUndrain = "undrain"
+	// CommandBye: this jobd is shutting down; an executor with several
+	// servers turns to the next one.
+	CommandBye = "bye"
 )
 
 // Command asks an executor to do something other than run a job.

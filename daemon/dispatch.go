@@ -393,7 +393,7 @@ func (d *Dispatcher) Poll(ctx context.Context, id string, req api.PollRequest) (
 			d.mu.Lock()
 			e.polling--
 			d.mu.Unlock()
-			return api.PollResponse{}, nil
+			return api.PollResponse{Commands: []api.Command{{Type: api.CommandBye}}}, nil
 		case <-timeout:
 			d.mu.Lock()
 			e.polling--

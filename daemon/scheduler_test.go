@@ -682,3 +682,27 @@ func TestDispatcher_Drain(t *testing.T) {
 	_, err = b.disp.Undrain(ctx, e1)
 	require.ErrorIs(t, err, store.ErrConflict)
 }
+
+func TestDispatcher_StopSaysBye(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, b := setup(t, tm(t, "2026-05-01T12:00:00Z"))
+	id := b.executor(t, "g", "e1", 1)
+	done := make(chan api.PollResponse, 1)
+	go func() {
+		resp, _ := b.disp.Poll(ctx, id, api.PollRequest{Wait: api.Duration(time.Minute)})
+		done <- resp
+	}()
+	require.Eventually(t, func() bool {
+		b.disp.mu.Lock()
+		defer b.disp.mu.Unlock()
+		return b.disp.execs[id].polling == 1
+	}, 5*time.Second, time.Millisecond)
+	b.disp.Stop()
+	select {
+	case resp := <-done:
+		require.Equal(t, []api.Command{{Type: api.CommandBye}}, resp.Commands, "an open poll answers at once when jobd stops")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the open poll did not answer at shutdown")
+	}
+}

@@ -219,6 +219,9 @@ func (a *Agent) handle(resp *api.PollResponse) {
 				a.log.Info("killing run", logKeyRun, c.RunID)
 			}
 		case api.CommandDrain, api.CommandUndrain:
+		case api.CommandBye:
+			a.log.Info("jobd is going away; turning to the next server")
+			a.tr.skip()
 		default:
 			a.log.Warn("unknown command from jobd", "type", c.Type)
 		}

@@ -92,6 +92,14 @@ func newTransport(servers []string, token string, client *http.Client) *transpor
 	return &transport{servers: base, token: token, client: client}
 }
 
+// skip makes the next request start with the server after the current
+// one (the current one said it is going away).
+func (t *transport) skip() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.cur = (t.cur + 1) % len(t.servers)
+}
+
 // post sends in as JSON to path (below /api/v1) and decodes a 2xx answer
 // into out, when out is not nil. Other answers come back as *statusError.
 func (t *transport) post(ctx context.Context, path string, in, out any) error {
