@@ -152,11 +152,15 @@ type Dispatcher struct {
 	stopping chan struct{}
 	stopOnce sync.Once
 
-	mu     sync.Mutex
-	execs  map[string]*execEntry
-	rr     map[int64]uint64
-	usage  map[int64]*jobUsage
-	queues map[string][]queuedRun
+	mu    sync.Mutex
+	execs map[string]*execEntry
+	rr    map[int64]uint64
+	usage map[int64]*jobUsage
+	// recentEnded holds runs that ended in the last minute: an executor
+	// may still list them in a poll sent before their result was acked.
+	recentEnded  map[int64]time.Time
+	recentPruned time.Time
+	queues       map[string][]queuedRun
 }
 
 // NewDispatcher returns a dispatcher; hb is the heartbeat interval.
@@ -165,10 +169,12 @@ func NewDispatcher(st store.Store, clock Clock, log *slog.Logger, hb time.Durati
 		store: st, clock: clock, log: log, hb: hb, LostAfter: 700 * time.Millisecond,
 		stopping:        make(chan struct{}),
 		QuarantineAfter: 3, QuarantineProbe: 30 * time.Second,
-		execs:  map[string]*execEntry{},
-		rr:     map[int64]uint64{},
-		usage:  map[int64]*jobUsage{},
-		queues: map[string][]queuedRun{},
+		execs: map[string]*execEntry{},
+		rr:    map[int64]uint64{},
+		usage: map[int64]*jobUsage{},
+
+		recentEnded: map[int64]time.Time{},
+		queues:      map[string][]queuedRun{},
 	}
 }
 
@@ -359,6 +365,10 @@ func (d *Dispatcher) Poll(ctx context.Context, id string, req api.PollRequest) (
 	seq := e.pollSeq
 	missing, stray := e.reconcileLocked(req.Running, seq)
 	for _, id := range stray {
+		if _, ok := d.recentEnded[parseID(id)]; ok {
+			// Its result was stored while this poll was on its way.
+			continue
+		}
 		// It runs something jobd counts as over (lost while it was away):
 		// stop it, its result would be refused anyway.
 		e.commands = append(e.commands, api.Command{Type: api.CommandKill, RunID: id})
@@ -762,6 +772,7 @@ func (d *Dispatcher) markLost(ctx context.Context, runs []*store.Run, why string
 // it (no runs) until a probe run starts on it.
 func (d *Dispatcher) Ended(ctx context.Context, r *store.Run) {
 	d.mu.Lock()
+	d.recentEnded[r.ID] = d.clock.Now()
 	if e := d.execs[r.ExecutorID]; e != nil {
 		h := e.held[r.ID]
 		delete(e.held, r.ID)
@@ -913,6 +924,14 @@ func (d *Dispatcher) check(ctx context.Context, now time.Time) {
 	var gone []*execEntry
 	var lost, dead, requeue []*store.Run
 	d.mu.Lock()
+	if now.Sub(d.recentPruned) > 10*time.Second {
+		d.recentPruned = now
+		for id, at := range d.recentEnded {
+			if now.Sub(at) > time.Minute {
+				delete(d.recentEnded, id)
+			}
+		}
+	}
 	handBack := d.drainTimeoutsLocked(now)
 	for _, e := range d.execs {
 		if e.dropped && e.polling == 0 && now.Sub(e.stateSince) >= d.LostAfter {

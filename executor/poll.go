@@ -214,7 +214,9 @@ func (a *Agent) handle(resp *api.PollResponse) {
 		switch c.Type {
 		case api.CommandKill:
 			if !a.stopRun(c.RunID, api.RunKilled, "killed on request") {
-				a.log.Warn("kill for a run this executor does not hold", logKeyRun, c.RunID)
+				// Usual for a run that just ended: jobd saw it listed in a poll
+				// sent before its result was acknowledged.
+				a.log.Debug("kill for a run this executor does not hold", logKeyRun, c.RunID)
 			} else {
 				a.log.Info("killing run", logKeyRun, c.RunID)
 			}
