@@ -166,6 +166,19 @@ const (
 	RouteShardingBroadcast   = "sharding_broadcast"
 )
 
+// Routes lists every routing strategy.
+var Routes = []string{
+	RouteFirst, RouteLast, RouteRoundRobin, RouteRandom, RouteConsistentHash,
+	RouteLeastFrequentlyUsed, RouteLeastRecentlyUsed, RouteFailover, RouteBusyover,
+	RouteShardingBroadcast,
+}
+
+// Retry backoff policies (JobSpec.BackoffPolicy).
+const (
+	BackoffFixed       = "fixed"
+	BackoffExponential = "exponential"
+)
+
 // Run states.
 const (
 	RunPending   = "pending"
@@ -178,6 +191,12 @@ const (
 	RunLost      = "lost"
 	RunSkipped   = "skipped"
 )
+
+// RunStates lists every run state.
+var RunStates = []string{
+	RunPending, RunAssigned, RunRunning, RunSucceeded, RunFailed,
+	RunTimedOut, RunKilled, RunLost, RunSkipped,
+}
 
 // Executor states.
 const (

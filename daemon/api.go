@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -244,14 +245,7 @@ func (s *Server) handleRunList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func validRunState(s string) bool {
-	switch s {
-	case api.RunPending, api.RunAssigned, api.RunRunning, api.RunSucceeded, api.RunFailed,
-		api.RunTimedOut, api.RunKilled, api.RunLost, api.RunSkipped:
-		return true
-	}
-	return false
-}
+func validRunState(s string) bool { return slices.Contains(api.RunStates, s) }
 
 func (s *Server) handleRunGet(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)

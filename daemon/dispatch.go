@@ -227,7 +227,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context) {
 			cands := d.withUsageLocked(qr.job.row.ID, preferOthers(d.candidatesLocked(group, qr.job.spec.Selector), qr.avoid))
 			n := d.rr[qr.job.row.ID]
 			picked := route(qr.job.spec.Route, qr.job.spec.Name, cands, n)
-			if len(picked) == 0 || qr.job.spec.Route == "sharding_broadcast" && len(picked) > 0 && picked[0].free() < 1 {
+			if len(picked) == 0 || qr.job.spec.Route == api.RouteShardingBroadcast && picked[0].free() < 1 {
 				keep = append(keep, qr)
 				continue
 			}
@@ -338,11 +338,12 @@ func (d *Dispatcher) requeue(ctx context.Context, runs []*store.Run) {
 		}
 	}
 	d.markLost(ctx, started, "its executor no longer holds it")
-	d.requeueFunc(ctx, back)
+	d.enqueueRequeued(ctx, back)
 }
 
-// requeueFunc is set by the daemon to find the jobs of requeued runs.
-func (d *Dispatcher) requeueFunc(ctx context.Context, runs []*store.Run) {
+// enqueueRequeued queues runs put back to pending, finding their jobs
+// through JobFunc.
+func (d *Dispatcher) enqueueRequeued(ctx context.Context, runs []*store.Run) {
 	if d.JobFunc == nil {
 		return
 	}

@@ -74,7 +74,7 @@ func TestDispatcher_DeadExecutorRunsLostWithinLostAfter(t *testing.T) {
 	b.clock.Set(start.Add(time.Millisecond))
 	e2 := b.executor(t, "g", "e2", 4)
 	_, err := s.CreateJob(ctx, api.JobSpec{Name: "long", Group: "g", Manual: true, Command: []string{"sleep", "60"},
-		Route: "first", Retries: 1, Backoff: dur(0), BackoffPolicy: BackoffFixed})
+		Route: "first", Retries: 1, Backoff: dur(0), BackoffPolicy: api.BackoffFixed})
 	require.NoError(t, err)
 	res, _, err := s.TriggerNow(ctx, "long", nil)
 	require.NoError(t, err)

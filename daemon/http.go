@@ -30,7 +30,7 @@ func errorStatus(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized
-	case errors.Is(err, store.ErrConflict), errors.Is(err, ErrPaused):
+	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict
 	case errors.As(err, &fe):
 		return http.StatusBadRequest

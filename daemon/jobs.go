@@ -18,9 +18,6 @@ import (
 // job's group can take it.
 var ErrNoExecutor = errors.New("no online executor in the job's group")
 
-// ErrPaused answers an action a paused job cannot take.
-var ErrPaused = errors.New("job is paused")
-
 // disarmLocked removes the job's armed schedule triggers from memory and
 // returns the earliest of their times (zero if none).
 func (s *Scheduler) disarmLocked(jobID int64) time.Time {

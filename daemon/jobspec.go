@@ -24,7 +24,7 @@ const (
 	DefaultMaxCatchUp       = 100
 	DefaultOverlap          = api.OverlapAllow
 	DefaultQueueMax         = 16
-	DefaultRoute            = "round_robin"
+	DefaultRoute            = api.RouteRoundRobin
 	DefaultInterpreter      = "sh"
 )
 
@@ -46,13 +46,6 @@ func fieldErr(field, format string, args ...any) error {
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
 
 const maxNameLen = 128
-
-// Routes are the routing strategies a job may name.
-var Routes = []string{
-	"first", "last", "round_robin", "random", "consistent_hash",
-	"least_frequently_used", "least_recently_used", "failover", "busyover",
-	"sharding_broadcast",
-}
 
 var interpreters = []string{"bash", "sh", "python3", "node", "perl", "ruby"}
 
@@ -259,8 +252,8 @@ func normalizePolicies(spec *api.JobSpec) error {
 	if spec.Route == "" {
 		spec.Route = DefaultRoute
 	}
-	if !slices.Contains(Routes, spec.Route) {
-		return fieldErr("route", "%q: want one of %s", spec.Route, strings.Join(Routes, ", "))
+	if !slices.Contains(api.Routes, spec.Route) {
+		return fieldErr("route", "%q: want one of %s", spec.Route, strings.Join(api.Routes, ", "))
 	}
 	if spec.Retries < 0 {
 		return fieldErr("retries", "%d: must not be negative", spec.Retries)
@@ -271,9 +264,9 @@ func normalizePolicies(spec *api.JobSpec) error {
 	switch spec.BackoffPolicy {
 	case "":
 		if spec.Retries > 0 {
-			spec.BackoffPolicy = BackoffExponential
+			spec.BackoffPolicy = api.BackoffExponential
 		}
-	case BackoffFixed, BackoffExponential:
+	case api.BackoffFixed, api.BackoffExponential:
 	default:
 		return fieldErr("backoff_policy", "%q: want fixed or exponential", spec.BackoffPolicy)
 	}

@@ -15,12 +15,6 @@ const (
 	DefaultBackoffMax = 10 * time.Minute
 )
 
-// Backoff policies.
-const (
-	BackoffFixed       = "fixed"
-	BackoffExponential = "exponential"
-)
-
 // retryable reports whether a run that ended in state may be retried: a
 // failure, a timeout or a lost executor, not a kill or a skip.
 func retryable(state string) bool {
@@ -39,7 +33,7 @@ func backoffFor(spec *api.JobSpec, attempt int) time.Duration {
 	if spec.Backoff != nil {
 		base = spec.Backoff.D()
 	}
-	if spec.BackoffPolicy == BackoffFixed || base <= 0 {
+	if spec.BackoffPolicy == api.BackoffFixed || base <= 0 {
 		return base
 	}
 	maxD := DefaultBackoffMax

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
+
+	"github.com/jobd/jobd/api"
 )
 
 // candidate is an executor the router may choose, with its load.
@@ -25,7 +27,7 @@ type candidate struct {
 // job. The choice only considers executors with a free slot, except for
 // sharding_broadcast.
 func route(strategy, jobName string, cands []candidate, rr uint64) []*execEntry {
-	if strategy == "sharding_broadcast" {
+	if strategy == api.RouteShardingBroadcast {
 		out := make([]*execEntry, len(cands))
 		for i, c := range cands {
 			out[i] = c.e
@@ -43,25 +45,25 @@ func route(strategy, jobName string, cands []candidate, rr uint64) []*execEntry 
 	}
 	pick := func(c candidate) []*execEntry { return []*execEntry{c.e} }
 	switch strategy {
-	case "first", "failover":
+	case api.RouteFirst, api.RouteFailover:
 		// failover: the first executor in order that is healthy and has a
 		// free slot; first: the first that has a free slot.
 		return pick(free[0])
-	case "last":
+	case api.RouteLast:
 		return pick(free[len(free)-1])
-	case "random":
+	case api.RouteRandom:
 		return pick(free[rand.IntN(len(free))])
-	case "consistent_hash":
+	case api.RouteConsistentHash:
 		return pick(rendezvous(jobName, free))
-	case "least_frequently_used":
+	case api.RouteLeastFrequentlyUsed:
 		return pick(slices.MinFunc(free, func(a, b candidate) int {
 			return cmpInt64(a.uses, b.uses)
 		}))
-	case "least_recently_used":
+	case api.RouteLeastRecentlyUsed:
 		return pick(slices.MinFunc(free, func(a, b candidate) int {
 			return a.lastUsed.Compare(b.lastUsed)
 		}))
-	case "busyover":
+	case api.RouteBusyover:
 		// The least busy executor: the most free slots.
 		return pick(slices.MaxFunc(free, func(a, b candidate) int { return a.free - b.free }))
 	default: // round_robin

@@ -96,8 +96,6 @@ type Scheduler struct {
 	// matWake asks the materialiser for a pass now.
 	matWake chan struct{}
 
-	// FiredFunc, if set, is called after each fire batch (tests).
-	FiredFunc func(fired int)
 	// EndedFunc, if set, is called after runs ended (log followers wait
 	// for it).
 	EndedFunc func()
@@ -435,15 +433,10 @@ func (s *Scheduler) fireDue(ctx context.Context, now time.Time) error {
 		s.mu.Unlock()
 		return fmt.Errorf("settle %d triggers: %w", len(items), err)
 	}
-	fired, missed := 0, map[string]int{}
+	missed := map[string]int{}
 	for i, it := range items {
 		s.afterFire(ctx, it, res[i])
-		if !res[i].Applied {
-			continue
-		}
-		if it.params.State == store.TriggerFired {
-			fired++
-		} else {
+		if res[i].Applied && it.params.State == store.TriggerMissed {
 			missed[it.params.Missed.Missed.Reason]++
 		}
 	}
@@ -451,9 +444,6 @@ func (s *Scheduler) fireDue(ctx context.Context, now time.Time) error {
 		// One line per batch and reason: a burst of misses must not turn
 		// into a burst of log lines.
 		s.log.Warn("triggers missed", "count", n, "reason", reason, "first_job", firstMissedJob(items, reason))
-	}
-	if s.FiredFunc != nil {
-		s.FiredFunc(fired)
 	}
 	return nil
 }

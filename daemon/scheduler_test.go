@@ -371,7 +371,7 @@ func TestScheduler_RetryWithBackoffOnAnotherExecutor(t *testing.T) {
 	b.clock.Set(start.Add(time.Millisecond)) // e2 registers later: e1 is first
 	e2 := b.executor(t, "g", "e2", 4)
 	_, err := s.CreateJob(ctx, api.JobSpec{Name: "flaky", Group: "g", Manual: true, Command: []string{"false"},
-		Route: "first", Retries: 2, Backoff: dur(10 * time.Second), BackoffPolicy: BackoffFixed})
+		Route: "first", Retries: 2, Backoff: dur(10 * time.Second), BackoffPolicy: api.BackoffFixed})
 	require.NoError(t, err)
 	res, _, err := s.TriggerNow(ctx, "flaky", nil)
 	require.NoError(t, err)
@@ -424,7 +424,7 @@ func TestBackoffFor(t *testing.T) {
 			require.LessOrEqual(t, got, want, "attempt %d", attempt)
 		}
 	}
-	spec.BackoffPolicy = BackoffFixed
+	spec.BackoffPolicy = api.BackoffFixed
 	require.Equal(t, time.Second, backoffFor(spec, 7))
 }
 

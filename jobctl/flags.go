@@ -18,26 +18,12 @@ import (
 var (
 	misfirePolicies = []string{api.MisfireSkip, api.MisfireFireOnce, api.MisfireCatchUp}
 	overlapPolicies = []string{api.OverlapAllow, api.OverlapQueue, api.OverlapSkip, api.OverlapReplace}
-	routeStrategies = []string{
-		api.RouteFirst, api.RouteLast, api.RouteRoundRobin, api.RouteRandom,
-		api.RouteConsistentHash, api.RouteLeastFrequentlyUsed, api.RouteLeastRecentlyUsed,
-		api.RouteFailover, api.RouteBusyover, api.RouteShardingBroadcast,
-	}
-	runStates = []string{
-		api.RunPending, api.RunAssigned, api.RunRunning, api.RunSucceeded, api.RunFailed,
-		api.RunTimedOut, api.RunKilled, api.RunLost, api.RunSkipped,
-	}
-	backoffPolicies = []string{backoffFixed, backoffExponential}
+	routeStrategies = api.Routes
+	runStates       = api.RunStates
+	backoffPolicies = []string{api.BackoffFixed, api.BackoffExponential}
 	// interpreters are suggestions for completion; jobd decides which exist.
 	interpreters = []string{"bash", "sh", "python3", "node", "perl", "ruby"}
 	httpMethods  = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}
-)
-
-// Retry backoff policies (api.JobSpec.BackoffPolicy); jobd's default is
-// exponential.
-const (
-	backoffFixed       = "fixed"
-	backoffExponential = "exponential"
 )
 
 // enumValue is a pflag.Value that accepts one of options.

@@ -269,7 +269,7 @@ func retriesText(s api.JobSpec) string {
 		return d.D().String()
 	}
 	text := fmt.Sprintf("%d (backoff %s, ", s.Retries, or(s.Backoff, "default"))
-	if s.BackoffPolicy == backoffFixed {
+	if s.BackoffPolicy == api.BackoffFixed {
 		return text + "fixed)"
 	}
 	return text + "exponential with jitter up to " + or(s.BackoffMax, "default") + ")"

@@ -150,6 +150,6 @@ func TestRetriesText(t *testing.T) {
 	t.Parallel()
 	spec := api.JobSpec{Retries: 2}
 	require.Equal(t, "2 (backoff default, exponential with jitter up to default)", retriesText(spec))
-	spec.BackoffPolicy, spec.Backoff = backoffFixed, dur(0)
+	spec.BackoffPolicy, spec.Backoff = api.BackoffFixed, dur(0)
 	require.Equal(t, "2 (backoff 0s, fixed)", retriesText(spec))
 }

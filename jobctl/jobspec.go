@@ -202,7 +202,7 @@ func (s *specFlags) apply(fs *pflag.FlagSet, spec *api.JobSpec, create bool, now
 			*e.dst = e.v
 		}
 	}
-	if (fs.Changed("backoff-max") || fs.Changed("backoff-policy")) && spec.BackoffMax != nil && spec.BackoffPolicy == backoffFixed {
+	if (fs.Changed("backoff-max") || fs.Changed("backoff-policy")) && spec.BackoffMax != nil && spec.BackoffPolicy == api.BackoffFixed {
 		return usageErrorf("--backoff-max goes with --backoff-policy exponential, not fixed")
 	}
 	if len(changedOf(fs, []string{"backoff", "backoff-max"})) > 0 &&
