@@ -70,9 +70,7 @@ func TestDispatcher_DeadExecutorRunsLostWithinLostAfter(t *testing.T) {
 	ctx := context.Background()
 	start := tm(t, "2026-05-01T12:00:00Z")
 	s, b := setup(t, start)
-	e1 := b.executor(t, "g", "e1", 4)
-	b.clock.Set(start.Add(time.Millisecond))
-	e2 := b.executor(t, "g", "e2", 4)
+	e1, e2 := b.twoExecutors(t, start)
 	_, err := s.CreateJob(ctx, api.JobSpec{Name: "long", Group: "g", Manual: true, Command: []string{"sleep", "60"},
 		Route: "first", Retries: 1, Backoff: dur(0), BackoffPolicy: api.BackoffFixed})
 	require.NoError(t, err)
@@ -123,9 +121,7 @@ func TestDispatcher_Quarantine(t *testing.T) {
 	ctx := context.Background()
 	start := tm(t, "2026-05-01T12:00:00Z")
 	s, b := setup(t, start)
-	e1 := b.executor(t, "g", "e1", 4)
-	b.clock.Set(start.Add(time.Millisecond))
-	e2 := b.executor(t, "g", "e2", 4)
+	e1, e2 := b.twoExecutors(t, start)
 	_, err := s.CreateJob(ctx, api.JobSpec{Name: "q", Group: "g", Manual: true, Command: []string{"nope"}, Route: "first"})
 	require.NoError(t, err)
 	trigger := func() *store.Run {
@@ -170,9 +166,7 @@ func TestDispatcher_Drain(t *testing.T) {
 	start := tm(t, "2026-05-01T12:00:00Z")
 	s, b := setup(t, start)
 	b.disp.HandBackFunc = s.HandBack
-	e1 := b.executor(t, "g", "e1", 4)
-	b.clock.Set(start.Add(time.Millisecond))
-	e2 := b.executor(t, "g", "e2", 4)
+	e1, e2 := b.twoExecutors(t, start)
 	_, err := s.CreateJob(ctx, api.JobSpec{Name: "d", Group: "g", Manual: true, Command: []string{"sleep", "60"}, Route: "first"})
 	require.NoError(t, err)
 	trigger := func() *store.Run {

@@ -67,6 +67,15 @@ func (b *testBundle) executor(t *testing.T, group, name string, slots int) strin
 	return resp.ID
 }
 
+// twoExecutors registers e1 then, a millisecond later, e2 in group "g"
+// (4 slots each), so that e1 comes first in routing order.
+func (b *testBundle) twoExecutors(t *testing.T, start time.Time) (e1, e2 string) {
+	t.Helper()
+	e1 = b.executor(t, "g", "e1", 4)
+	b.clock.Set(start.Add(time.Millisecond))
+	return e1, b.executor(t, "g", "e2", 4)
+}
+
 // step moves the clock to at, materialises and fires what is due.
 func (b *testBundle) step(t *testing.T, s *Scheduler, at time.Time) {
 	t.Helper()
@@ -367,9 +376,7 @@ func TestScheduler_RetryWithBackoffOnAnotherExecutor(t *testing.T) {
 	ctx := context.Background()
 	start := tm(t, "2026-05-01T12:00:00Z")
 	s, b := setup(t, start)
-	e1 := b.executor(t, "g", "e1", 4)
-	b.clock.Set(start.Add(time.Millisecond)) // e2 registers later: e1 is first
-	e2 := b.executor(t, "g", "e2", 4)
+	e1, e2 := b.twoExecutors(t, start)
 	_, err := s.CreateJob(ctx, api.JobSpec{Name: "flaky", Group: "g", Manual: true, Command: []string{"false"},
 		Route: "first", Retries: 2, Backoff: dur(10 * time.Second), BackoffPolicy: api.BackoffFixed})
 	require.NoError(t, err)
