@@ -141,6 +141,19 @@ func (s *Scheduler) dropIfIdleLocked(id int64) {
 	}
 }
 
+// compiled compiles a stored job, reusing the spec and schedule of the
+// copy in memory when the row has not changed since (the materialiser sees
+// every frequently firing job each pass: no JSON decode for those).
+func (s *Scheduler) compiled(row *store.Job) (*compiledJob, error) {
+	s.mu.Lock()
+	js := s.jobs[row.ID]
+	s.mu.Unlock()
+	if js != nil && js.job.sched != nil && js.job.row.UpdatedAt.Equal(row.UpdatedAt) && js.job.row.Paused == row.Paused {
+		return &compiledJob{row: row, spec: js.job.spec, sched: js.job.sched}, nil
+	}
+	return compileJob(row)
+}
+
 // jobByID returns the compiled job, from memory when it is there.
 func (s *Scheduler) jobByID(ctx context.Context, id int64) (*compiledJob, error) {
 	s.mu.Lock()
@@ -257,7 +270,7 @@ func (s *Scheduler) materialize(ctx context.Context, now time.Time, late map[int
 		var jobs []*compiledJob
 		for _, row := range rows {
 			delete(extra, row.ID)
-			j, err := compileJob(row)
+			j, err := s.compiled(row)
 			if err != nil {
 				s.log.Error("job cannot be scheduled", LogKeyJob, row.Name, "err", err)
 				j = &compiledJob{row: row}
