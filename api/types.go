@@ -396,6 +396,20 @@ type Status struct {
 	Missed          int64            `json:"missed" yaml:"missed"`
 	PendingTriggers int              `json:"pending_triggers" yaml:"pending_triggers"`
 	NextTriggers    []NextTrigger    `json:"next_triggers" yaml:"next_triggers"`
+	// RunsPerMinute counts the runs that ended in each of the last
+	// minutes this jobd has been up, oldest first; the last entry is the
+	// minute in progress.
+	RunsPerMinute []RunMinute `json:"runs_per_minute" yaml:"runs_per_minute"`
+}
+
+// RunMinute counts the runs that ended in one minute, by outcome.
+type RunMinute struct {
+	Minute    Time  `json:"minute" yaml:"minute"`
+	Succeeded int64 `json:"succeeded" yaml:"succeeded"`
+	// Failed counts failed, timed_out and lost runs.
+	Failed int64 `json:"failed" yaml:"failed"`
+	// Other counts killed and skipped runs.
+	Other int64 `json:"other" yaml:"other"`
 }
 
 // NextTrigger is a trigger due soon, as shown by status.

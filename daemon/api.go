@@ -29,6 +29,7 @@ func (s *Server) AdminHandler() http.Handler {
 	s.executorRoutes(mux)
 	p := api.Prefix
 	mux.HandleFunc("GET "+p+"/status", s.handleStatus)
+	mux.HandleFunc("GET "+p+"/events", s.handleEvents)
 	mux.HandleFunc("GET "+p+"/jobs", s.handleJobList)
 	mux.HandleFunc("POST "+p+"/jobs", s.handleJobCreate)
 	mux.HandleFunc("GET "+p+"/jobs/{name}", s.handleJobGet)

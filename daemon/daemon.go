@@ -43,6 +43,8 @@ type Daemon struct {
 	ready     atomic.Bool
 	// logs is notified when run output or run states are stored.
 	logs *broadcaster
+	// events fans changes out to GET /api/v1/events.
+	events *eventHub
 	// stopping is closed when shutdown begins: long requests (log
 	// follows) end so the listeners can close.
 	stopping chan struct{}
@@ -53,7 +55,9 @@ func New(cfg Config, st store.Store, log *slog.Logger, clock Clock, version stri
 	if notify == nil {
 		notify = func(string) {}
 	}
-	d := &Daemon{cfg: cfg, store: st, log: log, clock: clock, version: version, notify: notify, logs: newBroadcaster(), stopping: make(chan struct{})}
+	events := newEventHub(clock)
+	st = eventStore{Store: st, hub: events}
+	d := &Daemon{cfg: cfg, store: st, log: log, clock: clock, version: version, notify: notify, logs: newBroadcaster(), events: events, stopping: make(chan struct{})}
 	d.disp = NewDispatcher(st, clock, log, cfg.HeartbeatInterval)
 	d.sched = NewScheduler(st, clock, log, d.disp, cfg.LookAhead)
 	d.disp.EndedFunc = func(runs []*store.Run) { d.sched.RunsEnded(context.Background(), runs) }
@@ -122,8 +126,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		go serve(exec, tcpLn)
 	}
 	var bg sync.WaitGroup
-	bg.Add(3)
+	bg.Add(4)
 	go func() { defer bg.Done(); d.prune(runCtx) }()
+	go func() { defer bg.Done(); d.watchExecutors(runCtx) }()
 	go func() { defer bg.Done(); d.disp.Monitor(runCtx) }()
 	go func() { defer bg.Done(); _ = d.sched.Run(runCtx) }()
 	d.ready.Store(true)
@@ -238,7 +243,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		Version: d.version, StartedAt: api.NewTime(d.startedAt), Leader: true,
 		Store: d.store.Driver() + " " + d.cfg.DBPath(), Socket: d.cfg.Socket, Listen: d.cfg.Listen,
 		Jobs: total, JobsPaused: paused, Executors: execs, Runs: runs, Missed: missed,
-		PendingTriggers: pending, NextTriggers: next,
+		PendingTriggers: pending, NextTriggers: next, RunsPerMinute: d.events.runMinutes(),
 	}, nil
 }
 
