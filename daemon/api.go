@@ -109,13 +109,22 @@ func (s *Server) handleJobList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := make([]api.Job, 0, len(rows))
+	names := make([]string, 0, len(rows))
+	for _, row := range rows {
+		names = append(names, row.Name)
+	}
+	last, err := s.d.store.RunLastStates(r.Context(), names)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	for _, row := range rows {
 		j, err := compileJob(row)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		out = append(out, s.apiJob(r.Context(), j))
+		out = append(out, s.apiJobWith(r.Context(), j, last[row.Name]))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -477,10 +486,19 @@ func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// apiJob renders a job, with the current version of a script job's
-// source.
+// apiJob renders a job with the state of its newest run and the current
+// version of a script job's source.
 func (s *Server) apiJob(ctx context.Context, j *compiledJob) api.Job {
-	out := toAPIJob(j, "")
+	var last string
+	if m, err := s.d.store.RunLastStates(ctx, []string{j.row.Name}); err == nil {
+		last = m[j.row.Name]
+	}
+	return s.apiJobWith(ctx, j, last)
+}
+
+// apiJobWith is apiJob with the newest run's state already known.
+func (s *Server) apiJobWith(ctx context.Context, j *compiledJob, lastState string) api.Job {
+	out := toAPIJob(j, lastState)
 	if out.Kind == api.KindScript {
 		if vs, err := s.d.store.ScriptList(ctx, j.row.ID); err == nil && len(vs) > 0 {
 			out.ScriptVersion = vs[0].Version

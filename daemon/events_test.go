@@ -91,6 +91,14 @@ func TestServer_Events(t *testing.T) {
 			break
 		}
 	}
+	j, err := c.JobGet(ctx, "ev")
+	require.NoError(t, err)
+	require.Equal(t, api.RunSucceeded, j.LastState, "a job shows its newest run's state")
+	js, err := c.JobList(ctx, api.JobListOptions{})
+	require.NoError(t, err)
+	require.Len(t, js, 1)
+	require.Equal(t, api.RunSucceeded, js[0].LastState)
+
 	st, err := d.Status(ctx)
 	require.NoError(t, err)
 	require.NotEmpty(t, st.RunsPerMinute)

@@ -341,6 +341,9 @@ type Store interface {
 	// first, without Output.
 	RunsActive(ctx context.Context) ([]*Run, error)
 	RunCounts(ctx context.Context) (map[string]int64, error)
+	// RunLastStates returns the state of the newest run of each named job
+	// that has runs.
+	RunLastStates(ctx context.Context, jobNames []string) (map[string]string, error)
 	// RunInsert stores new runs (retries) in one transaction and sets each
 	// one's ID in place (and State to pending, CreatedAt to now, if unset).
 	RunInsert(ctx context.Context, runs []*Run) error

@@ -37,6 +37,7 @@ func Run(t *testing.T, open Opener) {
 		{"Run", runTests},
 		{"Executor", executorTests},
 		{"Script", scriptTests},
+		{"LastState", lastStateTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
