@@ -265,6 +265,8 @@ type RunListOptions struct {
 	Job string
 	// State keeps the runs in one state.
 	State string
+	// Executor keeps the runs handed to one executor (its id).
+	Executor string
 	// Before is the paging cursor: only runs older than this run id.
 	Before string
 	// Limit caps the page size; 0 means the server default.
@@ -400,6 +402,7 @@ func (c *Client) RunList(ctx context.Context, opts RunListOptions) ([]Run, error
 	q := url.Values{}
 	setNonEmpty(q, "job", opts.Job)
 	setNonEmpty(q, "state", opts.State)
+	setNonEmpty(q, "executor", opts.Executor)
 	setNonEmpty(q, "before", opts.Before)
 	setPositive(q, "limit", opts.Limit)
 	runs := []Run{}

@@ -243,7 +243,7 @@ func (s *Server) handleRunList(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fieldErr("state", "%q: not a run state", st))
 		return
 	}
-	runs, err := s.d.store.RunList(r.Context(), store.RunListParams{JobName: q.Get("job"), State: q.Get("state"), Before: before, Limit: limit})
+	runs, err := s.d.store.RunList(r.Context(), store.RunListParams{JobName: q.Get("job"), State: q.Get("state"), ExecutorID: q.Get("executor"), Before: before, Limit: limit})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

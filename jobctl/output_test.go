@@ -105,14 +105,14 @@ func TestRunList(t *testing.T) {
 	require.Regexp(t, `^r1\s+a\s+failed\s+2\s+w1\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+2\.5s\s+3$`, lines[2])
 	require.NotContains(t, res.out, "\x1b[", "no colour without a terminal")
 
-	res = runCLI(t, fj.socket, cliOptions{}, "run", "list", "-o", "wide")
+	res = runCLI(t, fj.socket, cliOptions{}, "run", "list", "-o", "wide", "--executor", "e1")
 	require.Equal(t, 0, res.code, res.err)
 	require.Contains(t, res.out, "ORIGIN")
 	require.Contains(t, res.out, "exit status 3")
 
 	reqs := fj.requests()
 	require.Equal(t, "job=a&limit=50&state=failed", reqs[0].Query)
-	require.Equal(t, "limit=50", reqs[1].Query)
+	require.Equal(t, "executor=e1&limit=50", reqs[1].Query)
 }
 
 func TestJobList_Pages(t *testing.T) {

@@ -18,10 +18,11 @@ func newCmdRun(f *Factory) *cobra.Command {
 
 type runListOptions struct {
 	baseOptions
-	Job    string
-	State  string
-	Before string
-	Limit  int
+	Job      string
+	State    string
+	Executor string
+	Before   string
+	Limit    int
 }
 
 func newCmdRunList(f *Factory, runF func(*runListOptions) error) *cobra.Command {
@@ -43,6 +44,7 @@ func newCmdRunList(f *Factory, runF func(*runListOptions) error) *cobra.Command 
 	}
 	cmd.Flags().StringVar(&opts.Job, "job", "", "only runs of job `NAME`")
 	enumFlag(cmd, cmd.Flags(), &opts.State, "state", "", "", runStates, "only runs in this state")
+	cmd.Flags().StringVar(&opts.Executor, "executor", "", "only runs handed to executor `ID`")
 	cmd.Flags().StringVar(&opts.Before, "before", "", "only runs older than run `ID` (paging)")
 	cmd.Flags().IntVar(&opts.Limit, "limit", 50, "list at most `N` runs")
 	f.completeJobFlag(cmd, "job")
@@ -51,7 +53,7 @@ func newCmdRunList(f *Factory, runF func(*runListOptions) error) *cobra.Command 
 
 func runRunList(opts *runListOptions) error {
 	runs, err := opts.Client.RunList(opts.Ctx, api.RunListOptions{
-		Job: opts.Job, State: opts.State, Before: opts.Before, Limit: opts.Limit,
+		Job: opts.Job, State: opts.State, Executor: opts.Executor, Before: opts.Before, Limit: opts.Limit,
 	})
 	if err != nil {
 		if opts.Job != "" {

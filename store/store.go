@@ -210,6 +210,8 @@ type FireResult struct {
 type RunListParams struct {
 	JobName string
 	State   string
+	// ExecutorID keeps the runs handed to one executor.
+	ExecutorID string
 	// Before returns only runs with a smaller id (paging).
 	Before int64
 	// Limit caps the result; 0 means no limit.

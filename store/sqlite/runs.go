@@ -182,6 +182,10 @@ func (s *Store) RunList(ctx context.Context, p store.RunListParams) ([]*store.Ru
 		where = append(where, "r.state = ?")
 		args = append(args, p.State)
 	}
+	if p.ExecutorID != "" {
+		where = append(where, "r.executor_id = ?")
+		args = append(args, p.ExecutorID)
+	}
 	if p.Before > 0 {
 		where = append(where, "r.id < ?")
 		args = append(args, p.Before)

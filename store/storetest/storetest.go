@@ -37,7 +37,7 @@ func Run(t *testing.T, open Opener) {
 		{"Run", runTests},
 		{"Executor", executorTests},
 		{"Script", scriptTests},
-		{"LastState", lastStateTests},
+		{"RunFilter", runFilterTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
