@@ -7,7 +7,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: help build demo test test-short lint bench completions install clean
+.PHONY: help build demo test test-short lint bench bench-smoke completions install clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,8 +32,11 @@ lint: ## gofmt, go vet and golangci-lint when installed
 	$(GO) vet $(PKGS)
 	@if command -v golangci-lint >/dev/null; then golangci-lint run; else echo "golangci-lint not installed; skipped"; fi
 
-bench: build ## run the trigger-lag benchmark harness and print its figures
+bench: build ## run the benchmark workloads (SPEC §7) and print their figures; BENCHFLAGS="-workloads steady,list -json"
 	$(GO) run ./bench $(BENCHFLAGS)
+
+bench-smoke: build ## run every benchmark workload scaled down to a few seconds
+	$(GO) run ./bench -smoke $(BENCHFLAGS)
 
 completions: ## regenerate shell completions into completions/
 	$(GO) run ./cmd/jobctl completion bash > completions/jobctl.bash

@@ -1,15 +1,35 @@
-// Command bench measures jobd's trigger lag. For each rate it starts a real
-// `jobd serve` on a temporary state dir, embeds SDK executors with a no-op
-// handler, defines one every-1s job per trigger per second (anchors spread
-// evenly over the second), lets it run, then prints per rate:
+// Command bench measures jobd against the performance targets of SPEC §7.
+// Every workload starts a real `jobd serve` on a temporary state dir and
+// SDK executors (embedded, no-op handlers) connected to it over TCP, then:
 //
-//   - fire lag: scheduled time → jobd settled the trigger (the trigger's
-//     fired_at, read from the store after jobd stopped);
-//   - start lag: scheduled time → the handler started on the executor;
-//   - triggers per second achieved, jobd CPU seconds, peak RSS, store size.
+//   - steady: one every-1s job per trigger per second (1,000 by default,
+//     or each of -rates), their anchors spread evenly over the second;
+//   - burst: the same at 10,000 triggers per second;
+//   - list: 100,000 runs stored (mixed states, 20 jobs); the real jobctl
+//     binary times `run list` (default, --job, --state failed, --limit
+//     1000), `job list`, `missed list`, `status` and `executor list`;
+//   - scale: 1,000,000 jobs defined (cron, once a day at a random minute)
+//     plus 100 every-1s jobs; jobd is started, then restarted with its
+//     executors still running: time to /readyz, time to the first handler
+//     start, RSS 10s after the restart and at its peak;
+//   - failure: an executor process (this program re-executed) holding a
+//     run is killed with SIGKILL: time until the run reads as lost, until
+//     its retry starts on the other executor, and which runs were still
+//     routed to the dead executor;
+//   - drain: 3 executors under about 100 runs/s; one is drained through
+//     the API; runs routed to it after the drain was acknowledged (0 when
+//     jobd keeps its promise).
 //
-// It prints a table and, with -json, JSON. Figures depend on the machine;
-// nothing here is a pass/fail check.
+// For each workload it prints the trigger lag (scheduled time → handler
+// start, measured in the handler), the triggers per second achieved, jobd's
+// CPU time and peak RSS and the store size, then the workload's own
+// figures, as tables and, with -json, as JSON. Big data sets (jobs, runs)
+// are written straight into the SQLite file before jobd starts. -smoke
+// scales every workload down to a few seconds through the same code. The
+// state dirs are made under $TMPDIR. The jobd and jobctl binaries are
+// -jobd and -jobctl (`make bench` builds them first) and must be built from
+// the same tree as the harness, which writes their store. Figures depend on
+// the machine; nothing here is a pass/fail check.
 package main
 
 import (
@@ -19,99 +39,132 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
-	"text/tabwriter"
 	"time"
-
-	"github.com/jobd/jobd/api"
-	"github.com/jobd/jobd/executor"
-	"github.com/jobd/jobd/store"
-	"github.com/jobd/jobd/store/sqlite"
 )
 
+// The workloads, in the order they run.
+const (
+	workSteady  = "steady"
+	workList    = "list"
+	workBurst   = "burst"
+	workScale   = "scale"
+	workFailure = "failure"
+	workDrain   = "drain"
+)
+
+var allWorkloads = []string{workSteady, workList, workBurst, workScale, workFailure, workDrain}
+
+// options are the command-line settings.
 type options struct {
-	jobd      string
+	jobd   string
+	jobctl string
+	// self is the program re-executed as a separate executor process
+	// (failure workload); see childExecutorArg.
+	self      string
+	workloads []string
+	// rates overrides the steady workload's rate; it runs once per rate.
 	rates     []int
-	duration  time.Duration
-	warmup    time.Duration
+	duration  time.Duration // measured window; 0: each workload's default
+	warmup    time.Duration // 0: the default (5s, 1s with -smoke)
 	executors int
 	slots     int
+	smoke     bool
+	scaleJobs int // 0: the default
+	listRuns  int // 0: the default
 	jsonOut   bool
 	keep      bool
+	// progress receives one line per step; never nil.
+	progress io.Writer
 }
 
-// Result is the figures of one workload.
-type Result struct {
-	Workload       string  `json:"workload"`
-	Rate           int     `json:"rate"`
-	Jobs           int     `json:"jobs"`
-	DurationS      float64 `json:"duration_s"`
-	Fired          int64   `json:"fired"`
-	Missed         int64   `json:"missed"`
-	TriggersPerSec float64 `json:"triggers_per_sec"`
-	FireLagP50Ms   float64 `json:"fire_lag_p50_ms"`
-	FireLagP99Ms   float64 `json:"fire_lag_p99_ms"`
-	FireLagMaxMs   float64 `json:"fire_lag_max_ms"`
-	StartLagP50Ms  float64 `json:"start_lag_p50_ms"`
-	StartLagP99Ms  float64 `json:"start_lag_p99_ms"`
-	StartLagMaxMs  float64 `json:"start_lag_max_ms"`
-	Started        int     `json:"started"`
-	JobdCPUSeconds float64 `json:"jobd_cpu_s"`
-	JobdPeakRSSMB  float64 `json:"jobd_peak_rss_mb"`
-	StoreSizeMB    float64 `json:"store_size_mb"`
+func (o *options) logf(format string, args ...any) {
+	fmt.Fprintf(o.progress, "bench: "+format+"\n", args...)
+}
+
+// sizes are the parameters of every workload, full size or smoke.
+type sizes struct {
+	steadyRate  int
+	burstRate   int
+	scaleJobs   int
+	scaleFast   int // every-1s jobs among the scale jobs
+	listRuns    int
+	listJobs    int
+	listReps    int
+	failureReps int
+	failureTick int // every-1s jobs routed across both executors
+	drainRate   int
+	window      map[string]time.Duration
+	warmup      time.Duration
+	// settle is when, after jobd's restart, scale samples its RSS.
+	settle time.Duration
+}
+
+func (o *options) sizes() sizes {
+	s := sizes{
+		steadyRate: 1000, burstRate: 10_000, scaleJobs: 1_000_000, scaleFast: 100,
+		listRuns: 100_000, listJobs: 20, listReps: 20, failureReps: 3, failureTick: 10, drainRate: 100,
+		window: map[string]time.Duration{workSteady: time.Minute, workBurst: time.Minute,
+			workScale: time.Minute, workDrain: 10 * time.Second},
+		warmup: 5 * time.Second, settle: 10 * time.Second,
+	}
+	if o.smoke {
+		s.steadyRate, s.burstRate, s.scaleJobs, s.scaleFast = 100, 1000, 10_000, 20
+		s.listRuns, s.listReps, s.failureReps = 5000, 10, 1
+		for w := range s.window {
+			s.window[w] = 5 * time.Second
+		}
+		s.window[workDrain] = 3 * time.Second
+		s.warmup, s.settle = time.Second, 5*time.Second
+	}
+	if o.scaleJobs > 0 {
+		s.scaleJobs = o.scaleJobs
+	}
+	if o.listRuns > 0 {
+		s.listRuns = o.listRuns
+	}
+	if o.duration > 0 {
+		for w := range s.window {
+			s.window[w] = o.duration
+		}
+	}
+	if o.warmup > 0 {
+		s.warmup = o.warmup
+	}
+	return s
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == childExecutorArg {
+		os.Exit(childExecutorMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, out io.Writer) error {
-	var o options
-	var rates string
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.StringVar(&o.jobd, "jobd", "bin/jobd", "path to the jobd binary")
-	fs.StringVar(&rates, "rates", "1000,10000", "trigger rates to measure, per second")
-	fs.DurationVar(&o.duration, "duration", 30*time.Second, "measured time per rate")
-	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "time before measuring")
-	fs.IntVar(&o.executors, "executors", 2, "SDK executors")
-	fs.IntVar(&o.slots, "slots", 512, "slots per executor")
-	fs.BoolVar(&o.jsonOut, "json", false, "print JSON after the table")
-	fs.BoolVar(&o.keep, "keep", false, "keep the state dirs")
-	if err := fs.Parse(args); err != nil {
+// run parses args, runs the workloads and prints their figures to out.
+func run(ctx context.Context, args []string, out, progress io.Writer) error {
+	o, err := parseFlags(args, progress)
+	if err != nil {
 		return err
 	}
-	for _, r := range strings.Split(rates, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(r))
-		if err != nil || n < 1 {
-			return fmt.Errorf("-rates %q: want positive integers", rates)
-		}
-		o.rates = append(o.rates, n)
+	results, err := runWorkloads(ctx, o)
+	printResults(out, results)
+	if err != nil {
+		return err
 	}
-	var results []Result
-	for _, rate := range o.rates {
-		fmt.Fprintf(os.Stderr, "bench: steady %d triggers/s for %s (+%s warm-up)...\n", rate, o.duration, o.warmup)
-		res, err := steady(ctx, o, rate)
-		if err != nil {
-			return fmt.Errorf("rate %d: %w", rate, err)
-		}
-		results = append(results, res)
-	}
-	printTable(out, results)
 	if o.jsonOut {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
@@ -120,256 +173,117 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	return nil
 }
 
-func printTable(out io.Writer, rs []Result) {
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "WORKLOAD\tRATE\tJOBS\tFIRED/S\tMISSED\tSTARTED\tFIRE p50/p99/max ms\tSTART p50/p99/max ms\tJOBD CPU s\tPEAK RSS MB\tSTORE MB")
-	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%d\t%d\t%.2f / %.2f / %.2f\t%.2f / %.2f / %.2f\t%.1f\t%.1f\t%.1f\n",
-			r.Workload, r.Rate, r.Jobs, r.TriggersPerSec, r.Missed, r.Started,
-			r.FireLagP50Ms, r.FireLagP99Ms, r.FireLagMaxMs,
-			r.StartLagP50Ms, r.StartLagP99Ms, r.StartLagMaxMs,
-			r.JobdCPUSeconds, r.JobdPeakRSSMB, r.StoreSizeMB)
-	}
-	tw.Flush()
-}
-
-// jobdProc is a running jobd serve.
-type jobdProc struct {
-	cmd    *exec.Cmd
-	dir    string
-	socket string
-	addr   string
-	done   chan error
-}
-
-func startJobd(ctx context.Context, bin string) (*jobdProc, error) {
-	dir, err := os.MkdirTemp("", "jdbench")
-	if err != nil {
+func parseFlags(args []string, progress io.Writer) (*options, error) {
+	o := &options{progress: progress}
+	var workloads, rates string
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(progress)
+	fs.StringVar(&o.jobd, "jobd", "bin/jobd", "path to the jobd binary")
+	fs.StringVar(&o.jobctl, "jobctl", "bin/jobctl", "path to the jobctl binary (list workload)")
+	fs.StringVar(&workloads, "workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated")
+	fs.StringVar(&rates, "rates", "", "trigger rates per second of the steady workload, comma-separated (default 1000; 100 with -smoke)")
+	fs.DurationVar(&o.duration, "duration", 0, "measured window of steady, burst and scale, and time observed after the drain is acknowledged (default 60s, 60s, 60s, 10s; 5s, 5s, 5s, 3s with -smoke)")
+	fs.DurationVar(&o.warmup, "warmup", 0, "time before the measured window (default 5s; 1s with -smoke)")
+	fs.IntVar(&o.executors, "executors", 2, "SDK executors of steady, burst and scale")
+	fs.IntVar(&o.slots, "slots", 512, "slots per executor")
+	fs.BoolVar(&o.smoke, "smoke", false, "scale every workload down to a few seconds (same code paths)")
+	fs.IntVar(&o.scaleJobs, "scale-jobs", 0, "jobs defined by the scale workload (default 1,000,000; 10,000 with -smoke)")
+	fs.IntVar(&o.listRuns, "list-runs", 0, "runs stored by the list workload (default 100,000; 5,000 with -smoke)")
+	fs.BoolVar(&o.jsonOut, "json", false, "print JSON after the tables")
+	fs.BoolVar(&o.keep, "keep", false, "keep the state dirs (their paths are printed)")
+	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, w := range strings.Split(workloads, ",") {
+		w = strings.TrimSpace(w)
+		if w == "" {
+			continue
+		}
+		if !slices.Contains(allWorkloads, w) {
+			return nil, fmt.Errorf("-workloads: unknown workload %q (want %s)", w, strings.Join(allWorkloads, ", "))
+		}
+		if !slices.Contains(o.workloads, w) {
+			o.workloads = append(o.workloads, w)
+		}
+	}
+	if len(o.workloads) == 0 {
+		return nil, errors.New("-workloads: none given")
+	}
+	// Run them in the documented order, whatever the order given.
+	slices.SortFunc(o.workloads, func(a, b string) int {
+		return slices.Index(allWorkloads, a) - slices.Index(allWorkloads, b)
+	})
+	for _, r := range strings.Split(rates, ",") {
+		if r = strings.TrimSpace(r); r == "" {
+			continue
+		}
+		n, err := strconv.Atoi(r)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-rates %q: want positive integers", rates)
+		}
+		o.rates = append(o.rates, n)
+	}
+	if o.executors < 1 || o.slots < 1 {
+		return nil, errors.New("-executors and -slots must be at least 1")
+	}
+	if o.duration < 0 || o.warmup < 0 {
+		return nil, errors.New("-duration and -warmup must not be negative")
+	}
+	self, err := os.Executable()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("find this program to re-execute: %w", err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	p := &jobdProc{dir: dir, socket: filepath.Join(dir, "s"), addr: addr, done: make(chan error, 1)}
-	p.cmd = exec.Command(bin, "serve", "--state-dir", dir, "--socket", p.socket, "--listen", addr, "--log-level", "warn")
-	logf, err := os.Create(filepath.Join(dir, "jobd.log"))
-	if err != nil {
-		return nil, err
-	}
-	p.cmd.Stderr = logf
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start jobd: %w", err)
-	}
-	go func() { p.done <- p.cmd.Wait(); logf.Close() }()
-	c := &api.Client{Socket: p.socket}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := c.Status(ctx); err == nil {
-			return p, nil
-		}
-		if time.Now().After(deadline) {
-			p.kill()
-			return nil, errors.New("jobd did not answer within 10s (see " + filepath.Join(dir, "jobd.log") + ")")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	o.self = self
+	return o, nil
 }
 
-func (p *jobdProc) kill() { _ = p.cmd.Process.Kill(); <-p.done }
-
-func (p *jobdProc) stop() error {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		return err
-	case <-time.After(15 * time.Second):
-		p.kill()
-		return errors.New("jobd did not stop within 15s of SIGTERM")
-	}
-}
-
-// procStats reads CPU seconds and peak RSS of pid from /proc.
-func procStats(pid int) (cpu float64, peakMB float64) {
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		s := string(b)
-		if i := strings.LastIndexByte(s, ')'); i > 0 {
-			f := strings.Fields(s[i+2:])
-			if len(f) > 13 {
-				ut, _ := strconv.ParseFloat(f[11], 64)
-				st, _ := strconv.ParseFloat(f[12], 64)
-				cpu = (ut + st) / 100 // USER_HZ is 100 on Linux
-			}
+// runWorkloads runs the workloads of o in order and returns the results
+// of those that completed; it stops at the first error.
+func runWorkloads(ctx context.Context, o *options) ([]Result, error) {
+	for _, bin := range []string{o.jobd, o.jobctl} {
+		if _, err := os.Stat(bin); err != nil {
+			return nil, fmt.Errorf("%w (build it with `make build`, or point -jobd/-jobctl at it)", err)
 		}
 	}
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, "VmHWM:") {
-				f := strings.Fields(line)
-				kb, _ := strconv.ParseFloat(f[1], 64)
-				peakMB = kb / 1024
-			}
-		}
-	}
-	return cpu, peakMB
-}
-
-// lagRecorder collects handler start lags after a start time.
-type lagRecorder struct {
-	mu    sync.Mutex
-	from  time.Time
-	until time.Time
-	lags  []time.Duration
-}
-
-func (l *lagRecorder) record(scheduled time.Time) {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if scheduled.Before(l.from) || !scheduled.Before(l.until) {
-		return
-	}
-	l.lags = append(l.lags, now.Sub(scheduled))
-}
-
-func steady(ctx context.Context, o options, rate int) (Result, error) {
-	res := Result{Workload: "steady", Rate: rate, Jobs: rate, DurationS: o.duration.Seconds()}
-	p, err := startJobd(ctx, o.jobd)
-	if err != nil {
-		return res, err
-	}
-	defer func() {
-		if !o.keep {
-			os.RemoveAll(p.dir)
-		}
-	}()
-	c := &api.Client{Socket: p.socket}
-
-	rec := &lagRecorder{}
-	exCtx, stopEx := context.WithCancel(ctx)
-	var exWG sync.WaitGroup
-	for i := 0; i < o.executors; i++ {
-		a, err := executor.New(executor.Config{
-			Servers: []string{"http://" + p.addr}, Group: "bench", Name: fmt.Sprintf("bench-%d", i),
-			Slots: o.slots, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		})
+	s := o.sizes()
+	var results []Result
+	add := func(r Result, err error) error {
 		if err != nil {
-			p.kill()
-			stopEx()
-			return res, err
+			return fmt.Errorf("%s: %w", r.Workload, err)
 		}
-		a.Handle("noop", func(ctx context.Context, r *executor.Run) error {
-			rec.record(r.ScheduledAt)
-			return nil
-		})
-		exWG.Add(1)
-		go func() { defer exWG.Done(); _ = a.Run(exCtx) }()
+		results = append(results, r)
+		return nil
 	}
-
-	// One job per trigger per second, anchors spread evenly over a second.
-	base := time.Now().Truncate(time.Second)
-	every := api.Duration(time.Second)
-	specs := make([]api.JobSpec, rate)
-	for i := range specs {
-		anchor := api.NewTime(base.Add(time.Duration(i) * time.Second / time.Duration(rate)))
-		specs[i] = api.JobSpec{Name: fmt.Sprintf("b%06d", i), Group: "bench", Every: &every, Anchor: &anchor,
-			Handler: "noop", Misfire: api.MisfireSkip}
-	}
-	for i := 0; i < len(specs); i += 1000 {
-		if _, err := c.Apply(ctx, api.ApplyRequest{Jobs: specs[i:min(i+1000, len(specs))]}); err != nil {
-			p.kill()
-			stopEx()
-			return res, fmt.Errorf("create jobs: %w", err)
-		}
-	}
-	start := time.Now().Add(o.warmup).Truncate(time.Second).Add(time.Second)
-	end := start.Add(o.duration)
-	rec.mu.Lock()
-	rec.from, rec.until = start, end
-	rec.mu.Unlock()
-	select {
-	case <-ctx.Done():
-		p.kill()
-		stopEx()
-		return res, ctx.Err()
-	case <-time.After(time.Until(end.Add(2 * time.Second))):
-	}
-	res.JobdCPUSeconds, res.JobdPeakRSSMB = procStats(p.cmd.Process.Pid)
-	stopEx()
-	exWG.Wait()
-	if err := p.stop(); err != nil {
-		return res, err
-	}
-	if fi, err := os.Stat(filepath.Join(p.dir, "jobd.db")); err == nil {
-		res.StoreSizeMB = float64(fi.Size()) / (1 << 20)
-		if wal, err := os.Stat(filepath.Join(p.dir, "jobd.db-wal")); err == nil {
-			res.StoreSizeMB += float64(wal.Size()) / (1 << 20)
-		}
-	}
-	fire, missed, err := fireLags(ctx, filepath.Join(p.dir, "jobd.db"), start, end)
-	if err != nil {
-		return res, err
-	}
-	res.Fired, res.Missed = int64(len(fire)), missed
-	res.TriggersPerSec = float64(len(fire)) / o.duration.Seconds()
-	res.FireLagP50Ms, res.FireLagP99Ms, res.FireLagMaxMs = percentiles(fire)
-	rec.mu.Lock()
-	res.Started = len(rec.lags)
-	res.StartLagP50Ms, res.StartLagP99Ms, res.StartLagMaxMs = percentiles(rec.lags)
-	rec.mu.Unlock()
-	return res, nil
-}
-
-// fireLags reads fired_at - scheduled_at of every trigger scheduled in
-// [from, to) from the stopped jobd's store, and counts missed times.
-func fireLags(ctx context.Context, path string, from, to time.Time) ([]time.Duration, int64, error) {
-	st, err := sqlite.Open(ctx, path)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer st.Close()
-	var lags []time.Duration
-	after := ""
-	for {
-		jobs, err := st.JobList(ctx, store.JobListParams{After: after, Limit: 1000})
-		if err != nil {
-			return nil, 0, err
-		}
-		for _, j := range jobs {
-			ts, err := st.TriggerList(ctx, j.ID, from, to.Add(-time.Millisecond))
-			if err != nil {
-				return nil, 0, err
+	for _, w := range o.workloads {
+		var err error
+		switch w {
+		case workSteady:
+			rates := o.rates
+			if len(rates) == 0 {
+				rates = []int{s.steadyRate}
 			}
-			for _, t := range ts {
-				if t.State == store.TriggerFired {
-					lags = append(lags, t.FiredAt.Sub(t.ScheduledAt))
+			for _, rate := range rates {
+				if err = add(rateWorkload(ctx, o, workSteady, rate, s)); err != nil {
+					break
 				}
 			}
+		case workBurst:
+			err = add(rateWorkload(ctx, o, workBurst, s.burstRate, s))
+		case workList:
+			err = add(listWorkload(ctx, o, s))
+		case workScale:
+			err = add(scaleWorkload(ctx, o, s))
+		case workFailure:
+			err = add(failureWorkload(ctx, o, s))
+		case workDrain:
+			err = add(drainWorkload(ctx, o, s))
 		}
-		if len(jobs) < 1000 {
-			break
+		if err != nil {
+			return results, err
 		}
-		after = jobs[len(jobs)-1].Name
 	}
-	ms, err := st.MissedList(ctx, store.MissedListParams{Since: from, Until: to})
-	if err != nil {
-		return nil, 0, err
-	}
-	var missed int64
-	for _, m := range ms {
-		missed += m.Count
-	}
-	return lags, missed, nil
-}
-
-func percentiles(ds []time.Duration) (p50, p99, maxV float64) {
-	if len(ds) == 0 {
-		return 0, 0, 0
-	}
-	slices.Sort(ds)
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	at := func(q float64) time.Duration { return ds[min(len(ds)-1, int(q*float64(len(ds))))] }
-	return ms(at(0.50)), ms(at(0.99)), ms(ds[len(ds)-1])
+	return results, nil
 }
