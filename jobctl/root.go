@@ -95,6 +95,8 @@ type Factory struct {
 	global  globalFlags
 	started bool
 	client  *api.Client
+	// tuiFunc, when set, runs instead of the dashboard (a test seam).
+	tuiFunc func(*tuiOptions) error
 }
 
 type globalFlags struct {
@@ -197,7 +199,8 @@ func newCmdRoot(f *Factory) *cobra.Command {
 		Short: "Operate jobd, the distributed job scheduler",
 		Long: `jobctl operates jobd over its HTTP API on a unix socket (or over TCP with
 a token). Scripts use its commands with -o json; exit codes are 0 ok,
-1 error, 2 usage error or invalid input, 3 not found, 4 cannot reach jobd.`,
+1 error, 2 usage error or invalid input, 3 not found, 4 cannot reach jobd.
+On a terminal, jobctl with no arguments opens the dashboard (jobctl tui).`,
 		Version:       Version,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -211,6 +214,15 @@ a token). Scripts use its commands with -o json; exit codes are 0 ok,
 			}
 			return nil
 		},
+	}
+	// jobctl alone opens the dashboard on a terminal, and prints its help
+	// elsewhere.
+	tuiOpts := &tuiOptions{View: "overview"}
+	root.RunE = func(cmd *cobra.Command, _ []string) error {
+		if f.IO.IsTTY && f.IO.CanPrompt {
+			return f.runTUI(cmd, tuiOpts, f.tuiFunc)
+		}
+		return cmd.Help()
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &UsageError{Err: err}
@@ -232,6 +244,7 @@ a token). Scripts use its commands with -o json; exit codes are 0 ok,
 		newCmdExecutor(f),
 		newCmdMissed(f),
 		newCmdReplay(f, nil),
+		newCmdTUI(f, f.tuiFunc),
 	)
 	completions.Register(root)
 	return root
