@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -21,6 +22,9 @@ const (
 	maxPendingEvents = 2000
 	// eventKeepAlive is how often an idle stream sends a comment line.
 	eventKeepAlive = 15 * time.Second
+	// eventWriteTimeout bounds one write to a subscriber: a client that
+	// stops reading is dropped instead of holding its handler.
+	eventWriteTimeout = 10 * time.Second
 	// executorWatchEvery is how often executors are compared with what
 	// subscribers were last told.
 	executorWatchEvery = 250 * time.Millisecond
@@ -201,11 +205,7 @@ func (d *Daemon) watchExecutors(ctx context.Context) {
 // handleEvents streams events as server-sent events until the client goes
 // away or jobd stops. The first event is hello, with the status.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
-		return
-	}
+	rc := http.NewResponseController(w)
 	sub := s.d.events.subscribe()
 	defer s.d.events.unsubscribe(sub)
 	st, err := s.d.Status(r.Context())
@@ -220,6 +220,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
 	write := func(ev api.Event) error {
+		if err := rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
 		if _, err := w.Write([]byte("event: " + ev.Type + "\ndata: ")); err != nil {
 			return err
 		}
@@ -232,7 +235,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if err := write(api.Event{Type: api.EventHello, Time: api.NewTime(s.d.clock.Now()), Status: &st}); err != nil {
 		return
 	}
-	fl.Flush()
+	if rc.Flush() != nil {
+		return
+	}
 	keep := time.NewTicker(eventKeepAlive)
 	defer keep.Stop()
 	for {
@@ -242,6 +247,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		case <-s.d.stopping:
 			return
 		case <-keep.C:
+			if err := rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+				return
+			}
 			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
 				return
 			}
@@ -252,7 +260,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-		fl.Flush()
+		if rc.Flush() != nil {
+			return
+		}
 	}
 }
 
