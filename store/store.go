@@ -239,7 +239,10 @@ type RunFields struct {
 }
 
 // ReportParams applies one executor report to a run, idempotently by
-// (RunID, Attempt, Seq).
+// (RunID, Attempt, Seq). An executor numbers the reports of a run attempt
+// from 1 and sends them in that order, so the store keeps only the highest
+// Seq applied per (RunID, Attempt): a report at or below it is a
+// Duplicate, whether it was applied or skipped over.
 type ReportParams struct {
 	RunID   int64
 	Attempt int

@@ -11,7 +11,24 @@ import (
 	"github.com/jobd/jobd/store"
 )
 
-const jobCols = "id, name, grp, spec, paused, next_fire_at, last_fire_at, created_at, updated_at"
+// jobCols are the columns of a job, its last fire time as lastFireSQL
+// computes it.
+const jobCols = "id, name, grp, spec, paused, next_fire_at, " + lastFireSQL + ", created_at, updated_at"
+
+// jobColsStored are the columns of a job with last_fire_at as stored,
+// which may lag (JobsDue, whose callers do not use it).
+const jobColsStored = "id, name, grp, spec, paused, next_fire_at, last_fire_at, created_at, updated_at"
+
+// lastFireSQL is a job's last fire time: jobs.last_fire_at is written
+// only now and then (see TriggersFire), so the scheduled time of a fired
+// trigger stored since counts too. The triggers scanned are those of the
+// job since its stored time, on triggers_key.
+const lastFireSQL = `nullif(max(coalesce(jobs.last_fire_at, 0), coalesce((SELECT max(t.scheduled_at) FROM triggers t
+	WHERE t.job_id = jobs.id AND t.scheduled_at >= coalesce(jobs.last_fire_at, 0) AND t.state = 'fired'), 0)), 0)`
+
+// lastFireSlack is how far behind its newest fire a job's stored
+// last_fire_at may be before a fire writes it.
+const lastFireSlack = time.Hour
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -122,9 +139,10 @@ func (s *Store) JobList(ctx context.Context, p store.JobListParams) ([]*store.Jo
 	return js, nil
 }
 
-// JobCount counts all jobs and the paused ones.
+// JobCount counts all jobs and the paused ones, from the counts SQL
+// triggers keep (migration 0009), not by counting the jobs.
 func (s *Store) JobCount(ctx context.Context) (total, paused int64, err error) {
-	err = s.r.QueryRowContext(ctx, "SELECT count(*), coalesce(sum(paused), 0) FROM jobs").Scan(&total, &paused)
+	err = s.r.QueryRowContext(ctx, "SELECT total, paused FROM job_counts WHERE id = 1").Scan(&total, &paused)
 	if err != nil {
 		return 0, 0, fmt.Errorf("count jobs: %w", err)
 	}
@@ -181,10 +199,11 @@ func (s *Store) JobDelete(ctx context.Context, id int64) error {
 }
 
 // JobsDue lists unpaused jobs whose cursor is at or before before, earliest
-// first, at most limit of them (≤ 0: all).
+// first, at most limit of them (≤ 0: all). Their LastFireAt is the stored
+// one, which may lag the newest fire.
 func (s *Store) JobsDue(ctx context.Context, before time.Time, n int) ([]*store.Job, error) {
 	// The WHERE terms match the partial index jobs_due.
-	js, err := queryJobs(ctx, s.r, "SELECT "+jobCols+` FROM jobs
+	js, err := queryJobs(ctx, s.r, "SELECT "+jobColsStored+` FROM jobs
 WHERE paused = 0 AND next_fire_at IS NOT NULL AND next_fire_at <= ?
 ORDER BY next_fire_at, id LIMIT ?`, before.UnixMilli(), limit(n))
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -97,33 +98,127 @@ func paramsJSON(p map[string]string) any {
 	return string(b)
 }
 
-// insertRun inserts r and sets its ID, defaulting State to pending and
-// CreatedAt to now. Its Output, if any, is stored capped.
-func (s *Store) insertRun(t *tx, r *store.Run, now time.Time) error {
-	if r.State == "" {
-		r.State = store.RunPending
-	}
-	r.CreatedAt = orNow(r.CreatedAt, now)
-	id, err := t.insert(`INSERT INTO runs (trigger_id, job_id, job_name, attempt, state, origin, executor_id, executor_name,
-scheduled_at, created_at, assigned_at, started_at, finished_at, exit_code, error, replay, shard_index, shard_total, params, not_before)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.TriggerID, r.JobID, r.JobName, r.Attempt, r.State, r.Origin, r.ExecutorID, r.ExecutorName,
-		ms(r.ScheduledAt), ms(r.CreatedAt), ms(r.AssignedAt), ms(r.StartedAt), ms(r.FinishedAt),
-		exitCode(r.ExitCode), r.Error, boolInt(r.Replay), r.ShardIndex, r.ShardTotal, paramsJSON(r.Params), ms(r.NotBefore))
-	if err != nil {
-		return fmt.Errorf("insert run of job %q: %w", r.JobName, err)
-	}
-	r.ID = id
-	if r.Output != "" {
-		out := r.Output
-		r.Output = ""
-		stored, err := appendOutput(t, id, out)
-		if err != nil {
-			return err
+const runInsertCols = `trigger_id, job_id, job_name, attempt, state, origin, executor_id, executor_name,
+scheduled_at, created_at, assigned_at, started_at, finished_at, exit_code, error, replay, shard_index, shard_total, params, not_before`
+
+// runInsertSQL inserts n runs and returns their ids with the columns
+// insertRuns checks them against.
+func runInsertSQL(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO runs (" + runInsertCols + ") VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
 		}
-		r.Output = stored
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	b.WriteString(" RETURNING id, trigger_id, shard_index, attempt")
+	return b.String()
+}
+
+// Multi-row inserts: runInsertRows per statement, then runInsertFew, then
+// one at a time, so that only three statements are ever prepared.
+const (
+	runInsertRows = 32
+	runInsertFew  = 8
+)
+
+var (
+	runInsertManySQL = runInsertSQL(runInsertRows)
+	runInsertFewSQL  = runInsertSQL(runInsertFew)
+	runInsertOneSQL  = runInsertSQL(1)
+)
+
+// insertRuns inserts runs, several per statement, and sets each one's ID,
+// defaulting State to pending and CreatedAt to now. Their Output, if any,
+// is stored capped.
+func (s *Store) insertRuns(t *tx, runs []*store.Run, now time.Time) error {
+	args := make([]any, 0, 20*runInsertRows)
+	for len(runs) > 0 {
+		n, query := 1, runInsertOneSQL
+		switch {
+		case len(runs) >= runInsertRows:
+			n, query = runInsertRows, runInsertManySQL
+		case len(runs) >= runInsertFew:
+			n, query = runInsertFew, runInsertFewSQL
+		}
+		group := runs[:n]
+		runs = runs[n:]
+		args = args[:0]
+		for _, r := range group {
+			if r.State == "" {
+				r.State = store.RunPending
+			}
+			r.CreatedAt = orNow(r.CreatedAt, now)
+			args = append(args, r.TriggerID, r.JobID, r.JobName, r.Attempt, r.State, r.Origin, r.ExecutorID, r.ExecutorName,
+				ms(r.ScheduledAt), ms(r.CreatedAt), ms(r.AssignedAt), ms(r.StartedAt), ms(r.FinishedAt),
+				exitCode(r.ExitCode), r.Error, boolInt(r.Replay), r.ShardIndex, r.ShardTotal, paramsJSON(r.Params), ms(r.NotBefore))
+		}
+		if err := assignRunIDs(t, query, args, group); err != nil {
+			return fmt.Errorf("insert runs of job %q: %w", group[0].JobName, err)
+		}
+		for _, r := range group {
+			if r.Output != "" {
+				out := r.Output
+				r.Output = ""
+				stored, err := appendOutput(t, r.ID, out)
+				if err != nil {
+					return err
+				}
+				r.Output = stored
+			}
+		}
 	}
 	return nil
+}
+
+// assignRunIDs runs a multi-row insert of group and sets their IDs. The
+// rows of one INSERT get increasing ids in the order of its VALUES (one
+// writer, AUTOINCREMENT), though RETURNING lists them in no set order: the
+// ids are sorted and each checked against its run.
+func assignRunIDs(t *tx, query string, args []any, group []*store.Run) error {
+	type ret struct {
+		id, trigger   int64
+		shard, attemp int
+	}
+	rows, err := t.query(query, args...)
+	if err != nil {
+		return err
+	}
+	got := make([]ret, 0, len(group))
+	for rows.Next() {
+		var r ret
+		if err := rows.Scan(&r.id, &r.trigger, &r.shard, &r.attemp); err != nil {
+			rows.Close()
+			return err
+		}
+		got = append(got, r)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	if len(got) != len(group) {
+		return fmt.Errorf("inserted %d runs, %d came back", len(group), len(got))
+	}
+	slices.SortFunc(got, func(a, b ret) int { return cmpInt64(a.id, b.id) })
+	for i, r := range group {
+		g := got[i]
+		if g.trigger != r.TriggerID || g.shard != r.ShardIndex || g.attemp != r.Attempt {
+			return fmt.Errorf("run ids came back out of order (id %d)", g.id)
+		}
+		r.ID = g.id
+	}
+	return nil
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // RunGet returns the run with id, output included, or store.ErrNotFound.
@@ -245,13 +340,7 @@ func (s *Store) RunInsert(ctx context.Context, runs []*store.Run) error {
 		return nil
 	}
 	err := s.write(ctx, func(t *tx) error {
-		now := s.nowMS()
-		for _, r := range runs {
-			if err := s.insertRun(t, r, now); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.insertRuns(t, runs, s.nowMS())
 	})
 	if err != nil {
 		return fmt.Errorf("insert runs: %w", mapErr(err))
@@ -329,97 +418,6 @@ func (s *Store) RunsTransition(ctx context.Context, ts []store.RunTransition) ([
 		return nil, fmt.Errorf("transition runs: %w", mapErr(err))
 	}
 	return out, nil
-}
-
-// RunReport applies one executor report, idempotently by (run, attempt,
-// seq): a report already stored is a Duplicate and changes nothing.
-func (s *Store) RunReport(ctx context.Context, p store.ReportParams) (store.ReportResult, error) {
-	res, err := s.RunReports(ctx, []store.ReportParams{p})
-	if err != nil {
-		return store.ReportResult{}, err
-	}
-	if res[0].Err != nil {
-		return store.ReportResult{}, fmt.Errorf("report run %d attempt %d seq %d: %w", p.RunID, p.Attempt, p.Seq, res[0].Err)
-	}
-	return res[0], nil
-}
-
-// RunReports applies reports in order in one transaction; each report is
-// in a savepoint of its own, so one that is refused (an unknown run) does
-// not undo the others.
-func (s *Store) RunReports(ctx context.Context, ps []store.ReportParams) ([]store.ReportResult, error) {
-	var out []store.ReportResult
-	err := s.write(ctx, func(t *tx) error {
-		out = make([]store.ReportResult, len(ps))
-		for i, p := range ps {
-			if _, err := t.exec("SAVEPOINT report"); err != nil {
-				return err
-			}
-			res, err := applyReport(t, p)
-			if err != nil {
-				if _, rerr := t.exec("ROLLBACK TO report"); rerr != nil {
-					return errors.Join(err, rerr)
-				}
-				if !errors.Is(err, store.ErrNotFound) {
-					if _, rerr := t.exec("RELEASE report"); rerr != nil {
-						return errors.Join(err, rerr)
-					}
-					return err
-				}
-				res = store.ReportResult{Err: err}
-			}
-			if _, err := t.exec("RELEASE report"); err != nil {
-				return err
-			}
-			out[i] = res
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store %d reports: %w", len(ps), mapErr(err))
-	}
-	return out, nil
-}
-
-func applyReport(t *tx, p store.ReportParams) (store.ReportResult, error) {
-	var res store.ReportResult
-	// affected, not insert: run_reports has no rowid, so a last-insert id
-	// would be another table's, or 0 on a fresh connection.
-	n, err := t.affected("INSERT INTO run_reports (run_id, attempt, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-		p.RunID, p.Attempt, p.Seq)
-	if isForeignKey(err) {
-		return res, fmt.Errorf("run %d: %w", p.RunID, store.ErrNotFound)
-	}
-	if err != nil {
-		return res, fmt.Errorf("record report: %w", err)
-	}
-	if n == 0 {
-		res.Duplicate = true
-		return res, nil
-	}
-	res.Applied = true
-	if p.Transition != nil {
-		tr := *p.Transition
-		tr.RunID = p.RunID
-		if res.Applied, err = transition(t, &tr); err != nil {
-			return res, err
-		}
-		if res.Applied {
-			row, err := t.queryRow("SELECT "+runCols+" FROM runs r WHERE r.id = ?", p.RunID)
-			if err != nil {
-				return res, err
-			}
-			if res.Run, err = scanRun(row); err != nil {
-				return res, fmt.Errorf("read run %d: %w", p.RunID, err)
-			}
-		}
-	}
-	if p.Log != "" {
-		if _, err := appendOutput(t, p.RunID, p.Log); err != nil {
-			return res, err
-		}
-	}
-	return res, nil
 }
 
 // outputRoom is the most output kept before truncation; a truncated

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jobd/jobd/store"
@@ -41,8 +42,13 @@ func (s *Store) queryTriggers(ctx context.Context, query string, args ...any) ([
 	return out, rows.Err()
 }
 
-const insertTriggerSQL = `INSERT INTO triggers (job_id, scheduled_at, origin, state, created_at, fired_at)
-VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+// insertTriggerSQL inserts a trigger unless its key is taken; a manual
+// trigger's nonce sets it apart from the other manual triggers of its job
+// and time, so only schedule and replay triggers can conflict.
+const insertTriggerSQL = `INSERT INTO triggers (job_id, scheduled_at, origin, state, created_at, fired_at, nonce)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?3 = 'manual' THEN (SELECT coalesce(max(nonce), 0) + 1 FROM triggers
+	WHERE job_id = ?1 AND scheduled_at = ?2 AND origin = 'manual') ELSE 0 END)
+ON CONFLICT DO NOTHING`
 
 // insertTrigger inserts a copy of tr with the given state and fire time and
 // returns it with its ID, or nil if its (job, scheduled_at, origin) key is
@@ -90,7 +96,9 @@ func (s *Store) TriggersMaterialize(ctx context.Context, p store.MaterializePara
 		// A job is rejected if any of its advances did not match.
 		rejected := map[int64]bool{}
 		for _, a := range p.Advances {
-			n, err := t.affected("UPDATE jobs SET next_fire_at = ? WHERE id = ? AND next_fire_at IS ?",
+			// The job row is written anyway: last_fire_at catches up with
+			// the fires since (see lastFireSQL).
+			n, err := t.affected("UPDATE jobs SET next_fire_at = ?, last_fire_at = "+lastFireSQL+" WHERE id = ? AND next_fire_at IS ?",
 				ms(a.Next), a.JobID, ms(a.Expect))
 			if err != nil {
 				return fmt.Errorf("advance job %d: %w", a.JobID, err)
@@ -166,22 +174,37 @@ func (s *Store) TriggerList(ctx context.Context, jobID int64, from, to time.Time
 // ScheduledAt, Origin, Replay, State and CreatedAt filled when unset) and
 // move their job's last_fire_at forward to the trigger's scheduled time;
 // applied missed items record their Missed.
+//
+// The job's row is not written for every fire (that would be a write in a
+// page of its own per trigger): last_fire_at is stored when it is more
+// than lastFireSlack behind and when the materialiser advances the job's
+// cursor, and reads add the fires since (lastFireSQL).
 func (s *Store) TriggersFire(ctx context.Context, batch []*store.FireParams) ([]store.FireResult, error) {
 	var out []store.FireResult
-	err := s.write(ctx, func(t *tx) error {
+	err := s.writeUrgent(ctx, func(t *tx) error {
 		out = make([]store.FireResult, 0, len(batch))
 		lastFire := map[int64]time.Time{}
 		now := s.nowMS()
+		settled, err := settleStored(t, batch, now)
+		if err != nil {
+			return err
+		}
+		var runs []*store.Run
 		for i, p := range batch {
-			res, err := s.fireOne(t, p, now, lastFire)
+			res, err := s.fireOne(t, p, now, lastFire, settled)
 			if err != nil {
 				return fmt.Errorf("item %d: %w", i, err)
 			}
 			out = append(out, res)
+			runs = append(runs, res.Runs...)
+		}
+		// The runs of every item at once, in item order.
+		if err := s.insertRuns(t, runs, now); err != nil {
+			return err
 		}
 		for jobID, at := range lastFire {
 			if _, err := t.exec("UPDATE jobs SET last_fire_at = ? WHERE id = ? AND (last_fire_at IS NULL OR last_fire_at < ?)",
-				ms(at), jobID, ms(at)); err != nil {
+				ms(at), jobID, at.Add(-lastFireSlack).UnixMilli()); err != nil {
 				return fmt.Errorf("set last fire of job %d: %w", jobID, err)
 			}
 		}
@@ -193,7 +216,85 @@ func (s *Store) TriggersFire(ctx context.Context, batch []*store.FireParams) ([]
 	return out, nil
 }
 
-func (s *Store) fireOne(t *tx, p *store.FireParams, now time.Time, lastFire map[int64]time.Time) (store.FireResult, error) {
+// settleBulkMax bounds the ids one settling statement names.
+const settleBulkMax = 1000
+
+// settleStored settles the stored pending triggers a batch names, with one
+// statement per state and fire time (and settleBulkMax triggers) instead
+// of one per trigger, and returns those it settled by id; fireOne takes
+// them from there. A batch that names a trigger twice, or holds an invalid
+// item, is left to fireOne whole: it settles in item order, and fails on
+// the invalid item; so is a batch of one stored trigger.
+func settleStored(t *tx, batch []*store.FireParams, now time.Time) (map[int64]*store.Trigger, error) {
+	type group struct {
+		state  string
+		fireAt time.Time
+		ids    []int64
+	}
+	var groups []*group
+	seen := make(map[int64]bool, len(batch))
+	for _, p := range batch {
+		if p == nil || (p.State != store.TriggerFired && p.State != store.TriggerMissed) || seen[p.TriggerID] {
+			return nil, nil
+		}
+		if p.TriggerID == 0 {
+			continue
+		}
+		seen[p.TriggerID] = true
+		fireAt := orNow(p.FireAt, now)
+		var g *group
+		for _, c := range groups {
+			if c.state == p.State && c.fireAt.Equal(fireAt) && len(c.ids) < settleBulkMax {
+				g = c
+			}
+		}
+		if g == nil {
+			g = &group{state: p.State, fireAt: fireAt}
+			groups = append(groups, g)
+		}
+		g.ids = append(g.ids, p.TriggerID)
+	}
+	if len(seen) < 2 {
+		return nil, nil // one trigger: fireOne settles it alone
+	}
+	out := make(map[int64]*store.Trigger, len(seen))
+	for _, g := range groups {
+		rows, err := t.query(`UPDATE triggers SET state = ?, fired_at = ? WHERE id IN (SELECT value FROM json_each(?)) AND state = 'pending'
+RETURNING `+triggerCols, g.state, ms(g.fireAt), idsJSON(g.ids))
+		if err != nil {
+			return nil, fmt.Errorf("settle triggers: %w", err)
+		}
+		for rows.Next() {
+			tr, err := scanTrigger(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("settle triggers: %w", err)
+			}
+			out[tr.ID] = tr
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return nil, fmt.Errorf("settle triggers: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// idsJSON is a JSON array of ids, for json_each.
+func idsJSON(ids []int64) string {
+	b := make([]byte, 0, 2+len(ids)*8)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
+}
+
+// fireOne settles one item of a fire batch: settled holds the stored
+// triggers settleStored settled for it (nil: none, fireOne settles each).
+func (s *Store) fireOne(t *tx, p *store.FireParams, now time.Time, lastFire map[int64]time.Time, settled map[int64]*store.Trigger) (store.FireResult, error) {
 	if p == nil {
 		return store.FireResult{}, errors.New("nil FireParams")
 	}
@@ -202,7 +303,11 @@ func (s *Store) fireOne(t *tx, p *store.FireParams, now time.Time, lastFire map[
 	}
 	fireAt := orNow(p.FireAt, now)
 	var tr *store.Trigger
-	if p.TriggerID != 0 {
+	if p.TriggerID != 0 && settled != nil {
+		if tr = settled[p.TriggerID]; tr == nil {
+			return store.FireResult{TriggerID: p.TriggerID}, nil
+		}
+	} else if p.TriggerID != 0 {
 		row, err := t.queryRow("UPDATE triggers SET state = ?, fired_at = ? WHERE id = ? AND state = 'pending' RETURNING "+triggerCols,
 			p.State, ms(fireAt), p.TriggerID)
 		if err != nil {
@@ -259,9 +364,6 @@ func (s *Store) fireOne(t *tx, p *store.FireParams, now time.Time, lastFire map[
 		}
 		if tr.Origin == store.OriginReplay {
 			c.Replay = true
-		}
-		if err := s.insertRun(t, c, now); err != nil {
-			return store.FireResult{}, err
 		}
 		res.Runs = append(res.Runs, c)
 	}

@@ -15,6 +15,10 @@ import (
 // after the commit, but a burst of small writes (run reports, fire batches)
 // costs one commit instead of one each, and no writer waits behind another
 // caller's whole transaction.
+//
+// Urgent ops (fire batches: runs wait on them) form batches of their own
+// and go first; a batch of other ops stops taking ops when one is waiting.
+// Raw ops (a checkpoint) run alone, outside any transaction.
 
 // maxBatchOps caps the ops one commit covers.
 const maxBatchOps = 512
@@ -23,22 +27,29 @@ const maxBatchOps = 512
 var ErrClosed = errors.New("store is closed")
 
 type writeOp struct {
-	ctx  context.Context
-	fn   func(*tx) error
+	ctx context.Context
+	fn  func(*tx) error
+	// raw, when set instead of fn, runs alone on the writer pool outside
+	// any transaction (a checkpoint).
+	raw  func(context.Context, *sql.DB) error
 	done chan error
 }
 
 // writer owns the writer connection's transactions.
 type writer struct {
-	s      *Store
-	ops    chan *writeOp
+	s   *Store
+	ops chan *writeOp
+	// urgent ops (trigger fires: a run waits on each) go before the others:
+	// a batch of other ops is cut short when one is waiting, and urgent
+	// ops commit without them.
+	urgent chan *writeOp
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	closed sync.Once
 }
 
 func newWriter(s *Store) *writer {
-	w := &writer{s: s, ops: make(chan *writeOp, maxBatchOps), stop: make(chan struct{})}
+	w := &writer{s: s, ops: make(chan *writeOp, maxBatchOps), urgent: make(chan *writeOp, maxBatchOps), stop: make(chan struct{})}
 	w.wg.Add(1)
 	go w.loop()
 	return w
@@ -52,14 +63,28 @@ func (w *writer) close() {
 
 // do queues fn and waits for the commit that covers it.
 func (w *writer) do(ctx context.Context, fn func(*tx) error) error {
-	op := &writeOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return w.queue(w.ops, &writeOp{ctx: ctx, fn: fn, done: make(chan error, 1)})
+}
+
+// doUrgent is do for an op that goes before the others.
+func (w *writer) doUrgent(ctx context.Context, fn func(*tx) error) error {
+	return w.queue(w.urgent, &writeOp{ctx: ctx, fn: fn, done: make(chan error, 1)})
+}
+
+// doRaw queues fn to run between two transactions and waits for it.
+func (w *writer) doRaw(ctx context.Context, fn func(context.Context, *sql.DB) error) error {
+	return w.queue(w.ops, &writeOp{ctx: ctx, raw: fn, done: make(chan error, 1)})
+}
+
+func (w *writer) queue(ch chan *writeOp, op *writeOp) error {
+	ctx := op.ctx
 	select {
 	case <-w.stop:
 		return ErrClosed
 	default:
 	}
 	select {
-	case w.ops <- op:
+	case ch <- op:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-w.stop:
@@ -74,38 +99,89 @@ func (w *writer) do(ctx context.Context, fn func(*tx) error) error {
 func (w *writer) loop() {
 	defer w.wg.Done()
 	batch := make([]*writeOp, 0, maxBatchOps)
+	var carry *writeOp // a raw op that ended the previous batch
 	for {
-		var first *writeOp
-		select {
-		case first = <-w.ops:
-		case <-w.stop:
-			// Finish what was queued before the stop.
-			for {
+		first, urgent := carry, false
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-w.urgent:
+				urgent = true
+			default:
 				select {
-				case op := <-w.ops:
-					w.run([]*writeOp{op})
-				default:
+				case first = <-w.urgent:
+					urgent = true
+				case first = <-w.ops:
+				case <-w.stop:
+					w.drain()
 					return
 				}
 			}
 		}
 		batch = append(batch[:0], first)
-	fill:
-		for len(batch) < maxBatchOps {
-			select {
-			case op := <-w.ops:
-				batch = append(batch, op)
-			default:
-				break fill
+		if urgent {
+			batch = w.fill(batch, w.urgent)
+		} else if first.raw == nil {
+			batch = w.fill(batch, w.ops)
+			if last := batch[len(batch)-1]; last.raw != nil && len(batch) > 1 {
+				carry, batch = last, batch[:len(batch)-1]
 			}
 		}
 		w.run(batch)
 	}
 }
 
+// fill adds the ops waiting on ch to batch, up to maxBatchOps. Filling
+// from the other ops stops when an urgent op is waiting, and at a raw op
+// (added last; it runs alone).
+func (w *writer) fill(batch []*writeOp, ch chan *writeOp) []*writeOp {
+	for len(batch) < maxBatchOps {
+		if ch == w.ops && len(w.urgent) > 0 {
+			return batch
+		}
+		select {
+		case op := <-ch:
+			batch = append(batch, op)
+			if op.raw != nil {
+				return batch
+			}
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// drain finishes, one at a time, the ops queued before the stop.
+func (w *writer) drain() {
+	for {
+		select {
+		case op := <-w.urgent:
+			w.run([]*writeOp{op})
+		case op := <-w.ops:
+			w.run([]*writeOp{op})
+		default:
+			return
+		}
+	}
+}
+
+// runRaw runs a raw op on the writer pool, outside any transaction.
+func (w *writer) runRaw(op *writeOp) {
+	if err := op.ctx.Err(); err != nil {
+		op.done <- err
+		return
+	}
+	op.done <- op.raw(op.ctx, w.s.w)
+}
+
 // run executes a batch in one transaction, each op in its own savepoint,
 // and answers every op.
 func (w *writer) run(batch []*writeOp) {
+	if batch[0].raw != nil {
+		w.runRaw(batch[0])
+		return
+	}
 	errs := make([]error, len(batch))
 	ctx := context.Background()
 	sqlTx, err := w.s.w.BeginTx(ctx, nil)

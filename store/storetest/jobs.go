@@ -129,6 +129,20 @@ func testJobCount(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.EqualValues(t, 3, total)
 	require.EqualValues(t, 2, paused)
+
+	// Resuming one and deleting another are counted too.
+	a, err := s.JobGet(ctx(t), "a")
+	require.NoError(t, err)
+	a.Paused = false
+	_, err = s.JobUpdate(ctx(t), store.JobUpdateParams{Job: a})
+	require.NoError(t, err)
+	c, err := s.JobGet(ctx(t), "c")
+	require.NoError(t, err)
+	require.NoError(t, s.JobDelete(ctx(t), c.ID))
+	total, paused, err = s.JobCount(ctx(t))
+	require.NoError(t, err)
+	require.EqualValues(t, 2, total)
+	require.EqualValues(t, 0, paused)
 }
 
 func testJobUpdate(t *testing.T, s store.Store) {

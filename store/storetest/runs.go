@@ -17,6 +17,7 @@ var runTests = []test{
 	{"Transition", testRunsTransition},
 	{"ReportIdempotent", testRunReportIdempotent},
 	{"ReportsBatch", testRunReportsBatch},
+	{"ReportsBatchManyRuns", testRunReportsManyRuns},
 	{"Params", testRunParams},
 	{"LogOffset", testRunLogOffset},
 	{"Prune", testRunsPrune},
@@ -143,6 +144,12 @@ func testRunReportIdempotent(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.True(t, res.Duplicate)
 
+	// Reports come in Seq order: one below the highest applied was
+	// applied, or skipped over for good.
+	res, err = s.RunReport(ctx(t), store.ReportParams{RunID: id, Attempt: 1, Seq: 1, Log: "stale\n"})
+	require.NoError(t, err)
+	require.True(t, res.Duplicate)
+
 	// The same seq of another attempt is another report.
 	res, err = s.RunReport(ctx(t), store.ReportParams{RunID: id, Attempt: 2, Seq: 1, Log: "again\n"})
 	require.NoError(t, err)
@@ -252,6 +259,7 @@ func testRunReportsBatch(t *testing.T, s store.Store) {
 	require.NoError(t, err, "an unknown run fails alone")
 	require.Len(t, res, 4)
 	require.True(t, res[0].Applied)
+	require.Equal(t, store.RunRunning, res[0].Run.State, "each result has the run as that report left it")
 	require.ErrorIs(t, res[1].Err, store.ErrNotFound)
 	require.True(t, res[2].Applied)
 	require.True(t, res[3].Applied)
@@ -384,4 +392,51 @@ func testRunList100k(t *testing.T, s store.Store) {
 	require.Len(t, first, 1)
 	require.Equal(t, runs[n-1].ID, first[0].ID)
 	requireTime(t, at(n-1), first[0].ScheduledAt)
+}
+
+// testRunReportsManyRuns applies the start and result of many runs in one
+// batch, as an executor under load sends them.
+func testRunReportsManyRuns(t *testing.T, s store.Store) {
+	runs := make([]*store.Run, 45)
+	for i := range runs {
+		runs[i] = &store.Run{JobName: "many", Attempt: 1, State: store.RunAssigned}
+	}
+	require.NoError(t, s.RunInsert(ctx(t), runs))
+	var batch []store.ReportParams
+	for i, r := range runs {
+		code := i
+		batch = append(batch, store.ReportParams{RunID: r.ID, Attempt: 1, Seq: 1, Transition: &store.RunTransition{
+			From: []string{store.RunAssigned}, To: store.RunRunning, Set: store.RunFields{StartedAt: at(1)}}})
+		if i%3 != 0 { // the others only start
+			batch = append(batch, store.ReportParams{RunID: r.ID, Attempt: 1, Seq: 2, Transition: &store.RunTransition{
+				From: []string{store.RunAssigned, store.RunRunning}, To: store.RunFailed,
+				Set: store.RunFields{FinishedAt: at(2), ExitCode: &code, Error: "boom"}}})
+		}
+	}
+	res, err := s.RunReports(ctx(t), batch)
+	require.NoError(t, err)
+	for i, r := range res {
+		require.True(t, r.Applied, "report %d", i)
+		require.NotNil(t, r.Run)
+	}
+	for i, r := range runs {
+		got, err := s.RunGet(ctx(t), r.ID)
+		require.NoError(t, err)
+		requireTime(t, at(1), got.StartedAt)
+		if i%3 == 0 {
+			require.Equal(t, store.RunRunning, got.State)
+			require.Nil(t, got.ExitCode)
+			continue
+		}
+		require.Equal(t, store.RunFailed, got.State)
+		requireTime(t, at(2), got.FinishedAt)
+		require.NotNil(t, got.ExitCode)
+		require.Equal(t, i, *got.ExitCode)
+		require.Equal(t, "boom", got.Error)
+	}
+	res, err = s.RunReports(ctx(t), batch)
+	require.NoError(t, err)
+	for i, r := range res {
+		require.True(t, r.Duplicate, "report %d", i)
+	}
 }

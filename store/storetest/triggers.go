@@ -23,6 +23,7 @@ var triggerTests = []test{
 	{"FireMissed", testFireMissed},
 	{"FireLastFireAtNeverGoesBack", testFireLastFireAt},
 	{"FireRejectsBadState", testFireBadState},
+	{"FireBatch", testFireBatch},
 	{"List", testTriggerList},
 }
 
@@ -366,6 +367,26 @@ func testFireLastFireAt(t *testing.T, s store.Store) {
 	got, err = s.JobGetByID(ctx(t), j.ID)
 	require.NoError(t, err)
 	requireTime(t, at(2), got.LastFireAt)
+
+	// A later fire shows at once, however the driver stores it.
+	later := materialize(t, s, j, at(3))
+	require.True(t, fire(t, s, j, later[0].ID).Applied)
+	for _, get := range []func() (*store.Job, error){
+		func() (*store.Job, error) { return s.JobGet(ctx(t), "lf") },
+		func() (*store.Job, error) { return s.JobGetByID(ctx(t), j.ID) },
+		func() (*store.Job, error) {
+			js, err := s.JobList(ctx(t), store.JobListParams{})
+			if err != nil || len(js) != 1 {
+				return nil, err
+			}
+			return js[0], nil
+		},
+	} {
+		got, err := get()
+		require.NoError(t, err)
+		require.NotNil(t, got)
+		requireTime(t, at(3), got.LastFireAt)
+	}
 }
 
 func testFireBadState(t *testing.T, s store.Store) {
@@ -442,4 +463,76 @@ func testDeletedJobDropped(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.Len(t, runs, 1)
 	require.Equal(t, "live", runs[0].JobName)
+}
+
+// testFireBatch fires many stored triggers in one call, the way the
+// scheduler does under load: fired and missed ones, one already settled,
+// some with several runs.
+func testFireBatch(t *testing.T, s store.Store) {
+	j := createJob(t, s, "batch", at(0))
+	times := make([]time.Time, 40)
+	for i := range times {
+		times[i] = at(i)
+	}
+	trs := materialize(t, s, j, times...)
+	require.Len(t, trs, len(times))
+	require.True(t, fire(t, s, j, trs[5].ID).Applied)
+
+	batch := make([]*store.FireParams, len(trs))
+	for i, tr := range trs {
+		switch {
+		case i%10 == 9:
+			batch[i] = &store.FireParams{TriggerID: tr.ID, State: store.TriggerMissed, FireAt: at(100),
+				Missed: &store.MissedAppend{Missed: miss(j, tr.ScheduledAt, tr.ScheduledAt, 1, "down")}}
+		case i%2 == 0:
+			batch[i] = &store.FireParams{TriggerID: tr.ID, State: store.TriggerFired, FireAt: at(100), Runs: []*store.Run{
+				{JobName: j.Name, Attempt: 1, ShardIndex: 0, ShardTotal: 2},
+				{JobName: j.Name, Attempt: 1, ShardIndex: 1, ShardTotal: 2}}}
+		default:
+			batch[i] = &store.FireParams{TriggerID: tr.ID, State: store.TriggerFired, FireAt: at(100),
+				Runs: []*store.Run{{JobName: j.Name, Attempt: 1, ShardTotal: 1}}}
+		}
+	}
+	res, err := s.TriggersFire(ctx(t), batch)
+	require.NoError(t, err)
+	require.Len(t, res, len(batch))
+	ids := map[int64]bool{}
+	stored := 1 // the run of the single fire above
+	for i, r := range res {
+		if i == 5 {
+			require.False(t, r.Applied, "settled already")
+			require.Empty(t, r.Runs)
+			continue
+		}
+		require.True(t, r.Applied, "item %d", i)
+		require.Equal(t, trs[i].ID, r.TriggerID)
+		require.Len(t, r.Runs, len(batch[i].Runs), "item %d", i)
+		for k, run := range r.Runs {
+			require.NotZero(t, run.ID)
+			require.False(t, ids[run.ID], "run ids are distinct")
+			ids[run.ID] = true
+			require.Equal(t, trs[i].ID, run.TriggerID)
+			require.Equal(t, k, run.ShardIndex)
+			requireTime(t, trs[i].ScheduledAt, run.ScheduledAt)
+			got, err := s.RunGet(ctx(t), run.ID)
+			require.NoError(t, err)
+			require.Equal(t, trs[i].ID, got.TriggerID, "run %d is stored under its trigger", run.ID)
+			require.Equal(t, k, got.ShardIndex)
+			stored++
+		}
+	}
+	require.Empty(t, pendingOf(t, s, j.ID))
+	runs, err := s.RunList(ctx(t), store.RunListParams{JobName: j.Name})
+	require.NoError(t, err)
+	require.Len(t, runs, stored)
+	missed, err := s.MissedList(ctx(t), store.MissedListParams{JobName: j.Name})
+	require.NoError(t, err)
+	var n int64
+	for _, m := range missed {
+		n += m.Count
+	}
+	require.EqualValues(t, 4, n)
+	got, err := s.JobGetByID(ctx(t), j.ID)
+	require.NoError(t, err)
+	requireTime(t, at(38), got.LastFireAt)
 }

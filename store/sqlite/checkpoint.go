@@ -1,0 +1,94 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Checkpoints. The writer connection never checkpoints by itself
+// (wal_autocheckpoint is 0 on it): a checkpoint copies the WAL into the
+// database file and syncs it, and every write queued behind the writer
+// would wait for it. A goroutine checkpoints instead, every
+// checkpointEvery, on a connection of its own and in PASSIVE mode, which
+// neither waits for nor blocks the writer or the readers. The writer
+// starts the WAL over at its next transaction only if everything in it was
+// copied by then, which under steady writes a checkpoint running beside
+// them never achieves; so once the WAL holds walRestartFrames, passive
+// checkpoints run back to back until few frames are left to copy, and a
+// last one runs through the writer, between two transactions: it copies
+// only those, and the next transaction starts the WAL over.
+
+const (
+	checkpointEvery  = 250 * time.Millisecond
+	walRestartFrames = 32768 // 128 MiB of 4 KiB pages
+	// writerCopyFrames is about the most frames the checkpoint in the
+	// writer is left to copy.
+	writerCopyFrames = 256
+)
+
+// checkpointer runs the passive checkpoints of a store.
+type checkpointer struct {
+	s    *Store
+	db   *sql.DB // one connection, used for nothing else
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+func newCheckpointer(s *Store, db *sql.DB) *checkpointer {
+	c := &checkpointer{s: s, db: db, stop: make(chan struct{})}
+	c.wg.Add(1)
+	go c.loop()
+	return c
+}
+
+func (c *checkpointer) close() error {
+	c.once.Do(func() { close(c.stop) })
+	c.wg.Wait()
+	return c.db.Close()
+}
+
+func (c *checkpointer) loop() {
+	defer c.wg.Done()
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		frames, left, err := checkpoint(context.Background(), c.db)
+		if err != nil {
+			slog.Debug("checkpoint", "path", c.s.path, "err", err)
+			continue
+		}
+		if frames < walRestartFrames {
+			continue
+		}
+		for i := 0; i < 8 && left > writerCopyFrames && err == nil; i++ {
+			_, left, err = checkpoint(context.Background(), c.db)
+		}
+		err = c.s.wr.doRaw(context.Background(), func(ctx context.Context, db *sql.DB) error {
+			_, _, err := checkpoint(ctx, db)
+			return err
+		})
+		if err != nil {
+			slog.Debug("checkpoint in the writer", "path", c.s.path, "err", err)
+		}
+	}
+}
+
+// checkpoint runs a passive checkpoint on db and returns how many frames
+// the WAL holds and how many of them are left to copy.
+func checkpoint(ctx context.Context, db *sql.DB) (frames, left int64, err error) {
+	var busy, done int64
+	if err := db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &done); err != nil {
+		return 0, 0, fmt.Errorf("checkpoint: %w", err)
+	}
+	return frames, frames - done, nil
+}
