@@ -102,8 +102,9 @@ type Scheduler struct {
 }
 
 // materializeBatch is how many due jobs one materialisation transaction
-// covers.
-const materializeBatch = 1000
+// covers: small enough that the fires queued behind it in the store's
+// writer wait a millisecond or two, not the whole pass.
+const materializeBatch = 32
 
 // fireBatchMax caps the triggers settled in one fire transaction.
 const fireBatchMax = 2000
@@ -257,13 +258,18 @@ func (s *Scheduler) materialize(ctx context.Context, now time.Time, late map[int
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
 	horizon := now.Add(s.lookAhead)
+	// A job is planned once its cursor comes within half the look-ahead,
+	// then up to the horizon: a frequent job has its cursor moved (a write)
+	// once per half window rather than once per pass, and every trigger is
+	// still stored at least half a window minus a pass before its time.
+	due := now.Add(s.lookAhead / 2)
 	// Jobs with late stored triggers but no due cursor still need a plan.
 	extra := map[int64]bool{}
 	for id := range late {
 		extra[id] = true
 	}
 	for {
-		rows, err := s.store.JobsDue(ctx, horizon, materializeBatch)
+		rows, err := s.store.JobsDue(ctx, due, materializeBatch)
 		if err != nil {
 			return fmt.Errorf("list due jobs: %w", err)
 		}
