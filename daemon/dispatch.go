@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jobd/jobd/api"
@@ -66,9 +67,15 @@ type Dispatcher struct {
 	stopping chan struct{}
 	stopOnce sync.Once
 
+	// kick asks the dispatch loop (run by Monitor) for a Dispatch; looping
+	// tells whether it runs. Runs that end in a burst (a batch of results)
+	// then cost one Dispatch, one store write, rather than one each.
+	kick    chan struct{}
+	looping atomic.Bool
+
 	mu    sync.Mutex
 	execs map[string]*execEntry
-	rr    map[int64]uint64
+	rr    map[int64]*rrCounter
 	usage map[int64]*jobUsage
 	// recentEnded holds runs that ended in the last minute: an executor
 	// may still list them in a poll sent before their result was acked.
@@ -82,9 +89,10 @@ func NewDispatcher(st store.Store, clock Clock, log *slog.Logger, hb time.Durati
 	return &Dispatcher{
 		store: st, clock: clock, log: log, hb: hb, LostAfter: 700 * time.Millisecond,
 		stopping:        make(chan struct{}),
+		kick:            make(chan struct{}, 1),
 		QuarantineAfter: 3, QuarantineProbe: 30 * time.Second,
 		execs: map[string]*execEntry{},
-		rr:    map[int64]uint64{},
+		rr:    map[int64]*rrCounter{},
 		usage: map[int64]*jobUsage{},
 
 		recentEnded: map[int64]time.Time{},
@@ -117,8 +125,7 @@ func (d *Dispatcher) Plan(job *compiledJob) (ps []placement, ok bool) {
 		}
 		return nil, false
 	}
-	n := d.rr[job.row.ID]
-	d.rr[job.row.ID] = n + 1
+	n := d.nextRRLocked(job)
 	picked := route(job.spec.Route, job.spec.Name, cands, n)
 	if len(picked) == 0 {
 		return []placement{{ShardTotal: 1}}, true
@@ -172,6 +179,10 @@ func (d *Dispatcher) deliverLocked(e *execEntry, r *store.Run, job *compiledJob)
 	}
 	e.held[r.ID] = &heldRun{run: r}
 	e.mailbox = append(e.mailbox, newAssignment(job, r))
+	e.signal()
+	if !usesUsage(job.spec.Route) {
+		return
+	}
 	u := d.usage[job.row.ID]
 	if u == nil {
 		u = &jobUsage{count: map[string]int64{}, last: map[string]time.Time{}}
@@ -179,7 +190,70 @@ func (d *Dispatcher) deliverLocked(e *execEntry, r *store.Run, job *compiledJob)
 	}
 	u.count[e.id]++
 	u.last[e.id] = d.clock.Now()
-	e.signal()
+}
+
+// nextRRLocked returns the job's round-robin counter and advances it. Only
+// round-robin jobs keep one (others get 0), and only least used routes
+// keep usage counts: what the dispatcher keeps per job must not grow with
+// every job that ever fired.
+func (d *Dispatcher) nextRRLocked(job *compiledJob) uint64 {
+	if job.spec.Route != "" && job.spec.Route != api.RouteRoundRobin {
+		return 0
+	}
+	c := d.rr[job.row.ID]
+	if c == nil {
+		c = &rrCounter{}
+		d.rr[job.row.ID] = c
+	}
+	n := c.n
+	c.n, c.used = n+1, d.clock.Now()
+	return n
+}
+
+// peekRRLocked returns the job's round-robin counter.
+func (d *Dispatcher) peekRRLocked(job *compiledJob) uint64 {
+	if c := d.rr[job.row.ID]; c != nil {
+		return c.n
+	}
+	return 0
+}
+
+// rrCounter is a job's round-robin counter.
+type rrCounter struct {
+	n    uint64
+	used time.Time
+}
+
+// jobStateIdle is how long the per-job routing state (round-robin
+// counter, usage counts) of a job that routes nothing is kept.
+const jobStateIdle = 15 * time.Minute
+
+// pruneJobStateLocked drops the routing state of jobs idle for
+// jobStateIdle: with a million sparse jobs it would otherwise hold an
+// entry for every job that ever fired.
+func (d *Dispatcher) pruneJobStateLocked(now time.Time) {
+	for id, c := range d.rr {
+		if now.Sub(c.used) > jobStateIdle {
+			delete(d.rr, id)
+		}
+	}
+	for id, u := range d.usage {
+		idle := true
+		for _, at := range u.last {
+			if now.Sub(at) <= jobStateIdle {
+				idle = false
+				break
+			}
+		}
+		if idle {
+			delete(d.usage, id)
+		}
+	}
+}
+
+// usesUsage reports whether a route needs the per-job usage counts.
+func usesUsage(route string) bool {
+	return route == api.RouteLeastFrequentlyUsed || route == api.RouteLeastRecentlyUsed
 }
 
 // EnqueueRetry queues a stored retry run, preferring an executor other
@@ -225,13 +299,13 @@ func (d *Dispatcher) Dispatch(ctx context.Context) {
 				continue
 			}
 			cands := d.withUsageLocked(qr.job.row.ID, preferOthers(d.candidatesLocked(group, qr.job.spec.Selector), qr.avoid))
-			n := d.rr[qr.job.row.ID]
+			n := d.peekRRLocked(qr.job)
 			picked := route(qr.job.spec.Route, qr.job.spec.Name, cands, n)
 			if len(picked) == 0 || qr.job.spec.Route == api.RouteShardingBroadcast && picked[0].free() < 1 {
 				keep = append(keep, qr)
 				continue
 			}
-			d.rr[qr.job.row.ID] = n + 1
+			d.nextRRLocked(qr.job)
 			picked[0].reserved++
 			moves = append(moves, move{q: qr, p: placement{Exec: picked[0]}})
 		}
@@ -386,7 +460,8 @@ func (d *Dispatcher) markLost(ctx context.Context, runs []*store.Run, why string
 	}
 }
 
-// Ended tells the registry a run ended, freeing its slot.
+// Ended tells the registry a run ended, freeing its slot, and has queued
+// runs dispatched: by the dispatch loop while Monitor runs, else at once.
 //
 // A run that failed or was lost without ever starting counts as a failed
 // dispatch of its executor: QuarantineAfter of them in a row quarantine
@@ -403,7 +478,32 @@ func (d *Dispatcher) Ended(ctx context.Context, r *store.Run) {
 		}
 	}
 	d.mu.Unlock()
-	d.Dispatch(ctx)
+	d.dispatchSoon(ctx)
+}
+
+// dispatchSoon has Dispatch run: by the dispatch loop if it runs, which
+// coalesces the requests made while it works, else now.
+func (d *Dispatcher) dispatchSoon(ctx context.Context) {
+	if !d.looping.Load() {
+		d.Dispatch(ctx)
+		return
+	}
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// dispatchLoop runs Dispatch whenever dispatchSoon asks, until ctx ends.
+func (d *Dispatcher) dispatchLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.kick:
+		}
+		d.Dispatch(ctx)
+	}
 }
 
 // Kill stops run r. A run no executor has received yet (queued, or in a

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/jobd/jobd/api"
@@ -60,10 +61,22 @@ func (d *Dispatcher) dispatchFailedLocked(e *execEntry) {
 }
 
 // Monitor checks executor health every quarter of the heartbeat (or of
-// LostAfter) until ctx ends: see check.
+// LostAfter) until ctx ends: see check. It also runs the dispatch loop
+// (see Ended).
 func (d *Dispatcher) Monitor(ctx context.Context) {
 	tick := time.NewTicker(min(d.hb/4, d.LostAfter/7))
 	defer tick.Stop()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.dispatchLoop(ctx)
+	}()
+	d.looping.Store(true)
+	defer func() {
+		d.looping.Store(false)
+		wg.Wait()
+	}()
 	lastTouch := d.clock.Now()
 	for {
 		select {
@@ -95,6 +108,7 @@ func (d *Dispatcher) check(ctx context.Context, now time.Time) {
 				delete(d.recentEnded, id)
 			}
 		}
+		d.pruneJobStateLocked(now)
 	}
 	handBack := d.drainTimeoutsLocked(now)
 	for _, e := range d.execs {
