@@ -54,7 +54,9 @@ func (r *run) stopped() *stopError {
 // reportStart reports that the run's work began.
 func (r *run) reportStart() {
 	r.reports.add(api.Report{Type: api.ReportStart, At: api.NewTime(time.Now())})
-	r.log.Info("run started")
+	// Debug: at thousands of runs a second a line per run costs more than
+	// the runs; failures are logged at Info when they end.
+	r.log.Debug("run started")
 }
 
 // outcome is how an execution ended.
@@ -124,7 +126,11 @@ func (a *Agent) runLifecycle(r *run) {
 	if out.err != nil {
 		attrs = append(attrs, "err", out.err)
 	}
-	r.log.Info("run finished", attrs...)
+	level := slog.LevelInfo
+	if out.state == api.RunSucceeded {
+		level = slog.LevelDebug
+	}
+	r.log.Log(context.Background(), level, "run finished", attrs...)
 	r.reports.add(rep)
 	r.reports.close()
 	<-r.reports.done
