@@ -91,22 +91,28 @@ func TestTUI_Smoke(t *testing.T) {
 	s := &screen{Model: tui.New(tui.Options{Client: &api.Client{Socket: d.Socket}, Target: d.Socket, Context: ctx})}
 	tm := teatest.NewTestModel(t, s, teatest.WithInitialTermSize(120, 30))
 
+	// waitFrame waits until the screen is one ok accepts.
+	waitFrame := func(ok func(frame string) bool) {
+		t.Helper()
+		teatest.WaitFor(t, s, func(b []byte) bool { return ok(lastFrame(b)) },
+			teatest.WithDuration(30*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
+	}
 	// waitScreen waits until the screen shows every one of subs.
 	waitScreen := func(subs ...string) {
 		t.Helper()
-		teatest.WaitFor(t, s, func(b []byte) bool {
-			f := lastFrame(b)
+		waitFrame(func(f string) bool {
 			for _, sub := range subs {
 				if !strings.Contains(f, sub) {
 					return false
 				}
 			}
 			return true
-		}, teatest.WithDuration(30*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
+		})
 	}
 	enter := func() { tm.Send(tea.KeyPressMsg{Code: tea.KeyEnter}) }
-	command := func(name string) {
-		tm.Type(":" + name)
+	// command switches to view name, with the filter of the rest of args.
+	command := func(name string, args ...string) {
+		tm.Type(":" + strings.Join(append([]string{name}, args...), " "))
 		enter()
 		waitScreen("<" + name + ">")
 	}
@@ -122,8 +128,22 @@ func TestTUI_Smoke(t *testing.T) {
 	command("runs")
 	waitScreen("hello", "succeeded", "tui-1", "· live")
 
-	enter() // the newest run → its logs
-	waitScreen("<logs>", "job hello", "hello from the dashboard test")
+	// The newest run may not have run yet: open one that succeeded.
+	command("runs", "hello", "succeeded")
+	waitFrame(func(f string) bool {
+		// The filtered runs are loaded: only those that succeeded are left.
+		if !strings.Contains(f, `filter "job=hello state=succeeded"`) || !strings.Contains(f, "▸  ") {
+			return false
+		}
+		for _, state := range api.RunStates {
+			if state != api.RunSucceeded && strings.Contains(f, " "+state+" ") {
+				return false
+			}
+		}
+		return true
+	})
+	enter() // the newest run that succeeded → its logs
+	waitScreen("<logs>", "job hello · succeeded", "hello from the dashboard test", "— end of output —")
 	tm.Send(tea.KeyPressMsg{Code: tea.KeyEscape})
 	waitScreen("<runs>")
 
@@ -137,11 +157,16 @@ func TestTUI_Smoke(t *testing.T) {
 	d.ctlJSON(&job, "job", "get", "hello")
 	require.True(t, job.Paused)
 
-	// jobd goes away and comes back: the dashboard says so and reconnects.
+	// jobd goes away and comes back: the dashboard says so, reconnects,
+	// and shows what changed since: a job created after the restart.
 	d.Stop()
 	waitScreen("jobd unreachable — reconnecting…")
 	d.Start()
-	waitScreen("● live", "hello")
+	client := &api.Client{Socket: d.Socket}
+	_, err := client.JobCreate(ctx, api.JobSpec{Name: "after-restart", Group: "tui", Manual: true,
+		Command: []string{"true"}})
+	require.NoError(t, err)
+	waitScreen("● live", "<jobs>", "after-restart", "hello")
 	require.NotContains(t, lastScreen(s), "reconnecting")
 
 	tm.Type("q")

@@ -37,11 +37,9 @@ NO_COLOR or --no-color turns colour off; states are always spelled out.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.ReadOnly, "read-only", false, "watch only: no action can be run from the dashboard")
-	enumFlag(cmd, cmd.Flags(), &opts.View, "view", "", "overview", tuiViews, "the view shown first")
+	enumFlag(cmd, cmd.Flags(), &opts.View, "view", "", "overview", tui.ViewNames(), "the view shown first")
 	return cmd
 }
-
-var tuiViews = []string{"overview", "executors", "jobs", "runs", "logs", "missed"}
 
 // runTUI fills opts from cmd and opens the dashboard (or calls runF).
 func (f *Factory) runTUI(cmd *cobra.Command, opts *tuiOptions, runF func(*tuiOptions) error) error {
@@ -53,10 +51,11 @@ func (f *Factory) runTUI(cmd *cobra.Command, opts *tuiOptions, runF func(*tuiOpt
 	if runF != nil {
 		return runF(opts)
 	}
-	return runTUI(opts)
+	return openDashboard(opts)
 }
 
-func runTUI(opts *tuiOptions) error {
+// openDashboard shows the dashboard until the operator quits it.
+func openDashboard(opts *tuiOptions) error {
 	return tui.Run(opts.Ctx, tui.Options{
 		Client:   opts.Client,
 		Target:   opts.Client.Target(),

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/jobd/jobd/tui"
 )
 
 // runTUICLI runs jobctl in process with the dashboard replaced by a
@@ -48,6 +50,14 @@ func TestTUI(t *testing.T) {
 		require.Equal(t, ExitOK, res.code, res.err)
 		require.True(t, opts.ReadOnly)
 		require.Equal(t, "executors", opts.View)
+	})
+	t.Run("EveryView", func(t *testing.T) {
+		t.Parallel()
+		for _, v := range tui.ViewNames() {
+			res, opts := runTUICLI(t, true, nil, "tui", "--view", v)
+			require.Equal(t, ExitOK, res.code, res.err)
+			require.Equal(t, v, opts.View)
+		}
 	})
 	t.Run("NoColorFlag", func(t *testing.T) {
 		t.Parallel()

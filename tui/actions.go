@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
@@ -53,19 +54,23 @@ func requestAction(a action) tea.Cmd {
 	return func() tea.Msg { return actionRequestMsg{act: a} }
 }
 
-// replayPreviewMsg carries how many missed triggers a replay would fire.
+// replayPreviewMsg carries how many missed triggers a replay would fire,
+// as the dry run of sequence number seq counted them.
 type replayPreviewMsg struct {
+	seq int
 	act action
 	err error
 }
 
 // actionDoneMsg tells how an action went.
 type actionDoneMsg struct {
-	act   action
-	done  int
-	errs  []string
-	text  string
-	execs []api.Executor
+	act  action
+	done int
+	errs []string
+	// failed are the ids of the targets the action failed on.
+	failed []string
+	text   string
+	execs  []api.Executor
 }
 
 // flashMsg shows a message in the status line for a while.
@@ -181,27 +186,29 @@ func (a action) detail() string {
 }
 
 // previewReplayCmd asks jobd, in a dry run, how many missed triggers the
-// replay would fire, bounding it to the triggers scheduled until now.
-func previewReplayCmd(b *backend, a action, now api.Time) tea.Cmd {
-	return b.call(func(ctx context.Context) tea.Msg {
+// replay would fire, bounding it to the triggers scheduled until now. Each
+// request has its own timeout.
+func previewReplayCmd(b *backend, a action, now api.Time, seq int) tea.Cmd {
+	return func() tea.Msg {
 		a.until = now
 		a.count = 0
 		req := api.ReplayRequest{DryRun: true, Until: now}
+		replay := func(ctx context.Context) (*api.ReplayResponse, error) { return b.client.Replay(ctx, req) }
 		if a.all {
-			res, err := b.client.Replay(ctx, req)
+			res, err := bounded(b, replay)
 			if err != nil {
-				return replayPreviewMsg{act: a, err: fmt.Errorf("count missed triggers: %w", err)}
+				return replayPreviewMsg{seq: seq, act: a, err: fmt.Errorf("count missed triggers: %w", err)}
 			}
 			a.count = res.Count
-			return replayPreviewMsg{act: a}
+			return replayPreviewMsg{seq: seq, act: a}
 		}
 		var keep []target
 		a.counts = nil
 		for _, t := range a.targets {
 			req.Job = t.id
-			res, err := b.client.Replay(ctx, req)
+			res, err := bounded(b, replay)
 			if err != nil {
-				return replayPreviewMsg{act: a, err: fmt.Errorf("count missed triggers of job %s: %w", t.label, err)}
+				return replayPreviewMsg{seq: seq, act: a, err: fmt.Errorf("count missed triggers of job %s: %w", t.label, err)}
 			}
 			if res.Count > 0 {
 				keep = append(keep, t)
@@ -210,19 +217,22 @@ func previewReplayCmd(b *backend, a action, now api.Time) tea.Cmd {
 			}
 		}
 		a.targets = keep
-		return replayPreviewMsg{act: a}
-	})
+		return replayPreviewMsg{seq: seq, act: a}
+	}
 }
 
-// runActionCmd runs a confirmed action on each target in turn.
+// runActionCmd runs a confirmed action on each target in turn, each
+// request with its own timeout: one slow target does not use up the time
+// of the next.
 func runActionCmd(b *backend, a action) tea.Cmd {
-	return b.call(func(ctx context.Context) tea.Msg {
+	return func() tea.Msg {
 		res := actionDoneMsg{act: a}
-		fail := func(t target, err error) { res.errs = append(res.errs, t.label+": "+err.Error()) }
 		var fired int64
 		var runIDs []string
 		if a.kind == actReplay && a.all {
-			r, err := b.client.Replay(ctx, api.ReplayRequest{Until: a.until})
+			r, err := bounded(b, func(ctx context.Context) (*api.ReplayResponse, error) {
+				return b.client.Replay(ctx, api.ReplayRequest{Until: a.until})
+			})
 			if err != nil {
 				res.errs = append(res.errs, err.Error())
 			} else {
@@ -233,46 +243,50 @@ func runActionCmd(b *backend, a action) tea.Cmd {
 			if a.all {
 				break
 			}
-			var err error
-			switch a.kind {
-			case actDrain:
-				var x *api.Executor
-				if x, err = b.client.ExecutorDrain(ctx, t.id, api.DrainRequest{}); err == nil {
-					res.execs = append(res.execs, *x)
-				}
-			case actUndrain:
-				var x *api.Executor
-				if x, err = b.client.ExecutorUndrain(ctx, t.id); err == nil {
-					res.execs = append(res.execs, *x)
-				}
-			case actTrigger:
-				var tr *api.TriggerResponse
-				if tr, err = b.client.JobTrigger(ctx, t.id, api.TriggerRequest{}); err == nil {
-					for _, r := range tr.Runs {
-						runIDs = append(runIDs, r.ID)
+			err := b.do(func(ctx context.Context) error {
+				var err error
+				switch a.kind {
+				case actDrain:
+					var x *api.Executor
+					if x, err = b.client.ExecutorDrain(ctx, t.id, api.DrainRequest{}); err == nil {
+						res.execs = append(res.execs, *x)
+					}
+				case actUndrain:
+					var x *api.Executor
+					if x, err = b.client.ExecutorUndrain(ctx, t.id); err == nil {
+						res.execs = append(res.execs, *x)
+					}
+				case actTrigger:
+					var tr *api.TriggerResponse
+					if tr, err = b.client.JobTrigger(ctx, t.id, api.TriggerRequest{}); err == nil {
+						for _, r := range tr.Runs {
+							runIDs = append(runIDs, r.ID)
+						}
+					}
+				case actPause:
+					_, err = b.client.JobPause(ctx, t.id)
+				case actResume:
+					_, err = b.client.JobResume(ctx, t.id)
+				case actKill:
+					_, err = b.client.RunKill(ctx, t.id)
+				case actReplay:
+					var r *api.ReplayResponse
+					if r, err = b.client.Replay(ctx, api.ReplayRequest{Job: t.id, Until: a.until}); err == nil {
+						fired += r.Fired
 					}
 				}
-			case actPause:
-				_, err = b.client.JobPause(ctx, t.id)
-			case actResume:
-				_, err = b.client.JobResume(ctx, t.id)
-			case actKill:
-				_, err = b.client.RunKill(ctx, t.id)
-			case actReplay:
-				var r *api.ReplayResponse
-				if r, err = b.client.Replay(ctx, api.ReplayRequest{Job: t.id, Until: a.until}); err == nil {
-					fired += r.Fired
-				}
-			}
+				return err
+			})
 			if err != nil {
-				fail(t, err)
+				res.errs = append(res.errs, t.label+": "+err.Error())
+				res.failed = append(res.failed, t.id)
 				continue
 			}
 			res.done++
 		}
 		res.text = doneText(a, res, fired, runIDs)
 		return res
-	})
+	}
 }
 
 // doneText says what an action did.
@@ -344,6 +358,9 @@ func confirmView(c *Common, a action, width int) string {
 	return st.Dialog.Render(strings.Join(body, "\n"))
 }
 
+// countingText is the flash shown while a replay's dry run counts.
+const countingText = "counting missed triggers…"
+
 // requestAction asks for the confirmation of a; a replay first counts
 // what it would fire.
 func (m *Model) requestAction(a action) tea.Cmd {
@@ -351,13 +368,30 @@ func (m *Model) requestAction(a action) tea.Cmd {
 		return nil
 	}
 	if a.kind == actReplay {
-		return tea.Batch(m.setFlash("counting missed triggers…", false), previewReplayCmd(m.b, a, api.NewTime(m.nowFunc())))
+		m.previewSeq++
+		m.preview, m.previewView = m.previewSeq, m.active
+		return tea.Batch(m.setFlash(countingText, false),
+			previewReplayCmd(m.b, a, api.NewTime(m.nowFunc()), m.previewSeq))
 	}
 	m.confirm = &a
 	return nil
 }
 
+// previewed opens the confirmation of a replay once its dry run counted
+// the missed triggers. A count that comes too late is dropped: one the
+// operator pressed a key after, or left the view since, or that would
+// replace a confirmation already open.
 func (m *Model) previewed(msg replayPreviewMsg) tea.Cmd {
+	late := m.c.ReadOnly || msg.seq != m.preview || m.confirm != nil || m.active != m.previewView
+	if msg.seq == m.preview {
+		m.preview = 0
+	}
+	if late {
+		if m.preview == 0 && m.flashText == countingText {
+			m.flashText = "" // nothing is being counted any more
+		}
+		return nil
+	}
 	if msg.err != nil {
 		return m.setFlash(msg.err.Error(), true)
 	}
@@ -371,10 +405,11 @@ func (m *Model) previewed(msg replayPreviewMsg) tea.Cmd {
 }
 
 func (m *Model) actionDone(msg actionDoneMsg) tea.Cmd {
-	for i := range msg.execs {
-		m.executors.apply(&msg.execs[i])
-	}
 	cmds := []tea.Cmd{m.setFlash(msg.text, len(msg.errs) > 0)}
+	for i := range msg.execs {
+		cmds = append(cmds, m.applyExecutor(&msg.execs[i]))
+	}
+	m.unmark(msg)
 	switch msg.act.kind {
 	case actDrain, actUndrain:
 		cmds = append(cmds, m.invalidate(viewOverview))
@@ -388,16 +423,29 @@ func (m *Model) actionDone(msg actionDoneMsg) tea.Cmd {
 	return tea.Batch(cmds...)
 }
 
-// clearMarks unmarks the rows of the view an action came from.
-func (m *Model) clearMarks(a action) {
-	switch a.kind {
+// unmark unmarks the rows of the view an action came from once it
+// succeeded. The rows it failed on stay marked, so that the operator can
+// try again.
+func (m *Model) unmark(msg actionDoneMsg) {
+	var t *table
+	switch msg.act.kind {
 	case actDrain, actUndrain:
-		m.executors.table.ClearMarks()
+		t = m.executors.table
 	case actTrigger, actPause, actResume:
-		m.jobs.table.ClearMarks()
+		t = m.jobs.table
 	case actKill:
-		m.runs.table.ClearMarks()
+		t = m.runs.table
 	case actReplay:
-		m.missed.table.ClearMarks()
+		t = m.missed.table
+	}
+	switch {
+	case len(msg.errs) == 0:
+		t.ClearMarks()
+	case len(msg.failed) > 0:
+		for _, tg := range msg.act.targets {
+			if !slices.Contains(msg.failed, tg.id) {
+				t.Unmark(tg.id)
+			}
+		}
 	}
 }

@@ -88,14 +88,33 @@ func (b *backend) after(d time.Duration, msg tea.Msg) tea.Cmd {
 // requestTimeout bounds one list or action request.
 const requestTimeout = 15 * time.Second
 
-// call returns a command that runs fn with a bounded context and returns
-// its message.
+// call returns a command that runs fn, one request, with a bounded
+// context and returns its message.
 func (b *backend) call(fn func(ctx context.Context) tea.Msg) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(b.ctx, requestTimeout)
 		defer cancel()
 		return fn(ctx)
 	}
+}
+
+// do runs fn, one request, with a bounded context of its own: a command
+// that makes several requests in turn bounds each with do.
+func (b *backend) do(fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(b.ctx, requestTimeout)
+	defer cancel()
+	return fn(ctx)
+}
+
+// bounded is do for a request that answers a value.
+func bounded[T any](b *backend, fn func(ctx context.Context) (T, error)) (T, error) {
+	var v T
+	err := b.do(func(ctx context.Context) error {
+		var err error
+		v, err = fn(ctx)
+		return err
+	})
+	return v, err
 }
 
 // printable replaces control characters other than tab, so that text from

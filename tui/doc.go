@@ -9,7 +9,8 @@
 // one goroutine into a channel, and a "wait for the next events" command,
 // armed again after each batch, brings the events to Update in batches;
 // when the stream breaks the model says jobd is unreachable and reconnects
-// with backoff.
+// with backoff, which starts over only once a stream stayed up. The output
+// of a run is streamed only while the Logs view shows it.
 //
 // Events are applied cheaply: a run event changes the state of a row shown
 // in place, an executor event replaces the executor. What an event cannot

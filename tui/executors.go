@@ -13,8 +13,10 @@ import (
 	"github.com/jobd/jobd/api"
 )
 
-// executorsLoadedMsg carries the registered executors.
+// executorsLoadedMsg carries the registered executors, as load seq asked
+// for them.
 type executorsLoadedMsg struct {
+	seq   int
 	execs []api.Executor
 	err   error
 }
@@ -32,6 +34,8 @@ type executorsView struct {
 	all    []api.Executor
 	byID   map[string]int
 	filter string
+	// seq numbers the loads: only the answer of the last one is shown.
+	seq    int
 	loaded bool
 	err    error
 	enter  key.Binding
@@ -54,9 +58,11 @@ func newExecutorsView(c *Common, b *backend) *executorsView {
 }
 
 func (v *executorsView) load() tea.Cmd {
+	v.seq++
+	seq := v.seq
 	return v.b.call(func(ctx context.Context) tea.Msg {
 		xs, err := v.b.client.ExecutorList(ctx)
-		return executorsLoadedMsg{execs: xs, err: err}
+		return executorsLoadedMsg{seq: seq, execs: xs, err: err}
 	})
 }
 
@@ -65,6 +71,9 @@ func (v *executorsView) SetSize(width, height int) { v.table.SetSize(width, heig
 func (v *executorsView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case executorsLoadedMsg:
+		if msg.seq != v.seq {
+			return nil // a newer request is on its way, or an event came after
+		}
 		if msg.err != nil {
 			v.err = msg.err
 			return nil
@@ -82,9 +91,7 @@ func (v *executorsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	k := v.c.Keys
 	switch {
 	case moveKey(v.table, k, msg) != moveNone:
-	case key.Matches(msg, k.Mark):
-		v.table.ToggleMark()
-		v.table.MoveDown(1)
+	case markKey(v.table, k, msg):
 	case key.Matches(msg, k.Enter):
 		if x := v.selected(); x != nil {
 			return drill(viewRuns, runFilter{Executor: x.ID}.String())
@@ -100,17 +107,16 @@ func (v *executorsView) key(msg tea.KeyPressMsg) tea.Cmd {
 // request asks for a confirmation of kind on the marked or selected
 // executors.
 func (v *executorsView) request(kind actionKind) tea.Cmd {
-	var a action
-	a.kind = kind
-	for _, id := range v.table.Targets() {
+	a := action{kind: kind}
+	a.targets = targetsOf(v.table, func(id string) (target, bool) {
 		i, ok := v.byID[id]
 		if !ok {
-			continue
+			return target{}, false
 		}
 		x := v.all[i]
-		a.targets = append(a.targets, target{id: x.ID, label: fmt.Sprintf("%s (%s)", printable(x.Name), x.ID)})
 		a.count += int64(x.Running)
-	}
+		return target{id: x.ID, label: fmt.Sprintf("%s (%s)", printable(x.Name), x.ID)}, true
+	})
 	if len(a.targets) == 0 {
 		return nil
 	}
@@ -153,7 +159,7 @@ func (v *executorsView) refresh() {
 	case len(v.all) == 0:
 		v.table.Empty = "no executors registered: start one with 'jobd executor --server URL --group G'"
 	default:
-		v.table.Empty = fmt.Sprintf("no executor matches %q (esc clears the filter)", v.filter)
+		v.table.Empty = noMatch("executor", v.filter)
 	}
 	v.table.SetRows(rows)
 }
@@ -217,15 +223,9 @@ func (v *executorsView) info() string {
 	n := len(v.all)
 	s := plural(int64(n), "executor")
 	if v.filter != "" {
-		s = fmt.Sprintf("%d of %s · filter %q", v.table.Len(), s, v.filter)
+		s = fmt.Sprintf("%d of %s", v.table.Len(), s)
 	}
-	if m := len(v.table.Marked()); m > 0 {
-		s += fmt.Sprintf(" · %d marked", m)
-	}
-	if v.err != nil {
-		s += " · " + v.err.Error()
-	}
-	return s
+	return s + infoSuffix(v.filter, v.table, v.err)
 }
 
 func (v *executorsView) filterText() string { return v.filter }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"iter"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,8 +28,11 @@ func at(d time.Duration) api.Time { return api.NewTime(now.Add(d)) }
 // fakeClient answers the dashboard's requests from fixtures and records
 // them. It stands in for jobd's API, not for any store.
 type fakeClient struct {
-	mu     sync.Mutex
-	calls  []string
+	mu    sync.Mutex
+	calls []string
+	// ctxs are the contexts of the calls, in their order; they are kept
+	// until the test ends.
+	ctxs   []context.Context
 	status *api.Status
 	jobs   []api.Job
 	runs   []api.Run
@@ -37,15 +41,56 @@ type fakeClient struct {
 	// replayCount is what a replay dry run counts per request.
 	replayCount int64
 	logs        string
-	// fail makes every request fail with it.
+	// logsHold keeps log streams open after the output, until their
+	// context ends, like the output of a run that goes on.
+	logsHold bool
+	// fail makes every request fail with it. hook, when set, sees each
+	// request as it is made, and makes it fail when it returns an error.
 	fail error
+	hook func(ctx context.Context, call string) error
+	// streams, when set, receives the context of each event stream
+	// once it is being read.
+	streams chan context.Context
 }
 
-func (f *fakeClient) record(format string, args ...any) error {
+func (f *fakeClient) record(ctx context.Context, format string, args ...any) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, fmt.Sprintf(format, args...))
+	call := fmt.Sprintf(format, args...)
+	f.calls = append(f.calls, call)
+	f.ctxs = append(f.ctxs, ctx)
+	if f.hook != nil {
+		if err := f.hook(ctx, call); err != nil {
+			return err
+		}
+	}
 	return f.fail
+}
+
+// requests returns the requests recorded since the last time, but the
+// event streams (which a reconnect opens in a goroutine of its own), and
+// forgets them.
+func (h *harness) requests() []string {
+	var rs []string
+	for _, c := range h.fc.called() {
+		if c != "Events" {
+			rs = append(rs, c)
+		}
+	}
+	return rs
+}
+
+// contextOf returns the context of the last call recorded that starts
+// with prefix, or nil.
+func (f *fakeClient) contextOf(prefix string) context.Context {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := len(f.calls) - 1; i >= 0; i-- {
+		if strings.HasPrefix(f.calls[i], prefix) {
+			return f.ctxs[i]
+		}
+	}
+	return nil
 }
 
 // called returns the calls recorded since the last time, and forgets them.
@@ -57,8 +102,8 @@ func (f *fakeClient) called() []string {
 	return c
 }
 
-func (f *fakeClient) Status(context.Context) (*api.Status, error) {
-	if err := f.record("Status"); err != nil {
+func (f *fakeClient) Status(ctx context.Context) (*api.Status, error) {
+	if err := f.record(ctx, "Status"); err != nil {
 		return nil, err
 	}
 	return f.status, nil
@@ -66,13 +111,16 @@ func (f *fakeClient) Status(context.Context) (*api.Status, error) {
 
 func (f *fakeClient) Events(ctx context.Context) iter.Seq2[api.Event, error] {
 	return func(yield func(api.Event, error) bool) {
-		_ = f.record("Events")
+		_ = f.record(ctx, "Events")
+		if f.streams != nil {
+			f.streams <- ctx
+		}
 		<-ctx.Done()
 	}
 }
 
-func (f *fakeClient) JobList(_ context.Context, o api.JobListOptions) ([]api.Job, error) {
-	if err := f.record("JobList after=%s group=%s limit=%d", o.After, o.Group, o.Limit); err != nil {
+func (f *fakeClient) JobList(ctx context.Context, o api.JobListOptions) ([]api.Job, error) {
+	if err := f.record(ctx, "JobList after=%s group=%s limit=%d", o.After, o.Group, o.Limit); err != nil {
 		return nil, err
 	}
 	var out []api.Job
@@ -84,24 +132,24 @@ func (f *fakeClient) JobList(_ context.Context, o api.JobListOptions) ([]api.Job
 	return out, nil
 }
 
-func (f *fakeClient) JobPause(_ context.Context, name string) (*api.Job, error) {
-	return &api.Job{JobSpec: api.JobSpec{Name: name, Paused: true}}, f.record("JobPause %s", name)
+func (f *fakeClient) JobPause(ctx context.Context, name string) (*api.Job, error) {
+	return &api.Job{JobSpec: api.JobSpec{Name: name, Paused: true}}, f.record(ctx, "JobPause %s", name)
 }
 
-func (f *fakeClient) JobResume(_ context.Context, name string) (*api.Job, error) {
-	return &api.Job{JobSpec: api.JobSpec{Name: name}}, f.record("JobResume %s", name)
+func (f *fakeClient) JobResume(ctx context.Context, name string) (*api.Job, error) {
+	return &api.Job{JobSpec: api.JobSpec{Name: name}}, f.record(ctx, "JobResume %s", name)
 }
 
-func (f *fakeClient) JobTrigger(_ context.Context, name string, _ api.TriggerRequest) (*api.TriggerResponse, error) {
-	return &api.TriggerResponse{Job: name, Runs: []api.Run{{ID: "99", Job: name}}}, f.record("JobTrigger %s", name)
+func (f *fakeClient) JobTrigger(ctx context.Context, name string, _ api.TriggerRequest) (*api.TriggerResponse, error) {
+	return &api.TriggerResponse{Job: name, Runs: []api.Run{{ID: "99", Job: name}}}, f.record(ctx, "JobTrigger %s", name)
 }
 
-func (f *fakeClient) RunList(_ context.Context, o api.RunListOptions) ([]api.Run, error) {
+func (f *fakeClient) RunList(ctx context.Context, o api.RunListOptions) ([]api.Run, error) {
 	call := fmt.Sprintf("RunList job=%s state=%s before=%s limit=%d", o.Job, o.State, o.Before, o.Limit)
 	if o.Executor != "" {
 		call += " executor=" + o.Executor
 	}
-	if err := f.record("%s", call); err != nil {
+	if err := f.record(ctx, "%s", call); err != nil {
 		return nil, err
 	}
 	var out []api.Run
@@ -116,8 +164,8 @@ func (f *fakeClient) RunList(_ context.Context, o api.RunListOptions) ([]api.Run
 	return out, nil
 }
 
-func (f *fakeClient) RunGet(_ context.Context, id string) (*api.Run, error) {
-	if err := f.record("RunGet %s", id); err != nil {
+func (f *fakeClient) RunGet(ctx context.Context, id string) (*api.Run, error) {
+	if err := f.record(ctx, "RunGet %s", id); err != nil {
 		return nil, err
 	}
 	for _, r := range f.runs {
@@ -128,23 +176,35 @@ func (f *fakeClient) RunGet(_ context.Context, id string) (*api.Run, error) {
 	return nil, &api.Error{Status: 404, Message: "run " + id + " not found"}
 }
 
-func (f *fakeClient) RunKill(_ context.Context, id string) (*api.Run, error) {
-	return &api.Run{ID: id, State: api.RunRunning}, f.record("RunKill %s", id)
+func (f *fakeClient) RunKill(ctx context.Context, id string) (*api.Run, error) {
+	return &api.Run{ID: id, State: api.RunRunning}, f.record(ctx, "RunKill %s", id)
 }
 
-func (f *fakeClient) RunLogs(_ context.Context, id string, offset int64, follow bool) (io.ReadCloser, string, error) {
-	if err := f.record("RunLogs %s offset=%d follow=%t", id, offset, follow); err != nil {
+func (f *fakeClient) RunLogs(ctx context.Context, id string, offset int64, follow bool) (io.ReadCloser, string, error) {
+	if err := f.record(ctx, "RunLogs %s offset=%d follow=%t", id, offset, follow); err != nil {
 		return nil, "", err
 	}
-	return io.NopCloser(strings.NewReader(f.logs[min(int(offset), len(f.logs)):])), api.RunSucceeded, nil
+	var r io.Reader = strings.NewReader(f.logs[min(int(offset), len(f.logs)):])
+	if f.logsHold {
+		r = io.MultiReader(r, ctxReader{ctx})
+	}
+	return io.NopCloser(r), api.RunSucceeded, nil
 }
 
-func (f *fakeClient) MissedList(_ context.Context, o api.MissedListOptions) ([]api.Missed, error) {
-	return f.missed, f.record("MissedList job=%s", o.Job)
+// ctxReader blocks until its context ends.
+type ctxReader struct{ ctx context.Context }
+
+func (r ctxReader) Read([]byte) (int, error) {
+	<-r.ctx.Done()
+	return 0, r.ctx.Err()
 }
 
-func (f *fakeClient) Replay(_ context.Context, req api.ReplayRequest) (*api.ReplayResponse, error) {
-	if err := f.record("Replay job=%s dry=%t until=%s", req.Job, req.DryRun, req.Until); err != nil {
+func (f *fakeClient) MissedList(ctx context.Context, o api.MissedListOptions) ([]api.Missed, error) {
+	return f.missed, f.record(ctx, "MissedList job=%s", o.Job)
+}
+
+func (f *fakeClient) Replay(ctx context.Context, req api.ReplayRequest) (*api.ReplayResponse, error) {
+	if err := f.record(ctx, "Replay job=%s dry=%t until=%s", req.Job, req.DryRun, req.Until); err != nil {
 		return nil, err
 	}
 	if req.DryRun {
@@ -153,12 +213,12 @@ func (f *fakeClient) Replay(_ context.Context, req api.ReplayRequest) (*api.Repl
 	return &api.ReplayResponse{Count: f.replayCount, Fired: f.replayCount}, nil
 }
 
-func (f *fakeClient) ExecutorList(context.Context) ([]api.Executor, error) {
-	return f.execs, f.record("ExecutorList")
+func (f *fakeClient) ExecutorList(ctx context.Context) ([]api.Executor, error) {
+	return slices.Clone(f.execs), f.record(ctx, "ExecutorList")
 }
 
-func (f *fakeClient) ExecutorDrain(_ context.Context, id string, _ api.DrainRequest) (*api.Executor, error) {
-	if err := f.record("ExecutorDrain %s", id); err != nil {
+func (f *fakeClient) ExecutorDrain(ctx context.Context, id string, _ api.DrainRequest) (*api.Executor, error) {
+	if err := f.record(ctx, "ExecutorDrain %s", id); err != nil {
 		return nil, err
 	}
 	for _, x := range f.execs {
@@ -171,8 +231,8 @@ func (f *fakeClient) ExecutorDrain(_ context.Context, id string, _ api.DrainRequ
 	return nil, &api.Error{Status: 404, Message: "executor " + id + " not found"}
 }
 
-func (f *fakeClient) ExecutorUndrain(_ context.Context, id string) (*api.Executor, error) {
-	if err := f.record("ExecutorUndrain %s", id); err != nil {
+func (f *fakeClient) ExecutorUndrain(ctx context.Context, id string) (*api.Executor, error) {
+	if err := f.record(ctx, "ExecutorUndrain %s", id); err != nil {
 		return nil, err
 	}
 	for _, x := range f.execs {
@@ -191,12 +251,20 @@ type harness struct {
 	t      *testing.T
 	m      *Model
 	fc     *fakeClient
-	timers []tea.Msg
+	timers []timer
+}
+
+// timer is a message the model asked to get after d.
+type timer struct {
+	d   time.Duration
+	msg tea.Msg
 }
 
 type harnessOpts struct {
 	readOnly      bool
 	width, height int
+	// view is the view shown first.
+	view string
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -209,10 +277,10 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	}
 	fc := fixtureClient()
 	h := &harness{t: t, fc: fc}
-	h.m = New(Options{Client: fc, Target: "/run/jobd/jobd.sock", ReadOnly: o.readOnly, Context: t.Context(), NowFunc: func() time.Time { return now }})
+	h.m = New(Options{Client: fc, Target: "/run/jobd/jobd.sock", ReadOnly: o.readOnly, View: o.view, Context: t.Context(), NowFunc: func() time.Time { return now }})
 	h.m.c.Loc = time.UTC
-	h.m.b.afterFunc = func(_ time.Duration, msg tea.Msg) tea.Cmd {
-		h.timers = append(h.timers, msg)
+	h.m.b.afterFunc = func(d time.Duration, msg tea.Msg) tea.Cmd {
+		h.timers = append(h.timers, timer{d: d, msg: msg})
 		return nil
 	}
 	// The stream is the tests' to drive: waiting on it ends at once.
@@ -280,6 +348,26 @@ func (h *harness) settle(cmd tea.Cmd) []tea.Msg {
 	return delivered
 }
 
+// run runs cmd and what it batches, and returns their messages without
+// delivering them: they are on their way.
+func run(cmd tea.Cmd) []tea.Msg {
+	if cmd == nil {
+		return nil
+	}
+	switch msg := cmd().(type) {
+	case nil:
+		return nil
+	case tea.BatchMsg:
+		var msgs []tea.Msg
+		for _, c := range msg {
+			msgs = append(msgs, run(c)...)
+		}
+		return msgs
+	default:
+		return []tea.Msg{msg}
+	}
+}
+
 // press sends keys ("j", "enter", "ctrl+k", "space") and settles what
 // each returns. Keys that open a prompt go with send: the prompt's cursor
 // blinks forever.
@@ -327,12 +415,13 @@ func keyMsg(k string) tea.KeyPressMsg {
 // like, and settles what they return.
 func (h *harness) fire(like tea.Msg) {
 	h.t.Helper()
-	var keep, due []tea.Msg
-	for _, msg := range h.timers {
-		if reflect.TypeOf(msg) == reflect.TypeOf(like) {
-			due = append(due, msg)
+	var keep []timer
+	var due []tea.Msg
+	for _, tm := range h.timers {
+		if reflect.TypeOf(tm.msg) == reflect.TypeOf(like) {
+			due = append(due, tm.msg)
 		} else {
-			keep = append(keep, msg)
+			keep = append(keep, tm)
 		}
 	}
 	h.timers = keep
@@ -343,13 +432,28 @@ func (h *harness) fire(like tea.Msg) {
 
 // pending counts the recorded timers of the type of like.
 func (h *harness) pending(like tea.Msg) int {
-	n := 0
-	for _, msg := range h.timers {
-		if reflect.TypeOf(msg) == reflect.TypeOf(like) {
-			n++
+	return len(h.durations(like))
+}
+
+// durations are the waits of the recorded timers of the type of like.
+func (h *harness) durations(like tea.Msg) []time.Duration {
+	var ds []time.Duration
+	for _, tm := range h.timers {
+		if reflect.TypeOf(tm.msg) == reflect.TypeOf(like) {
+			ds = append(ds, tm.d)
 		}
 	}
-	return n
+	return ds
+}
+
+// readLogs takes the output of the log stream until it ends: each batch
+// of output waits for a timer, which it fires.
+func (h *harness) readLogs() {
+	h.t.Helper()
+	for i := 0; h.pending(logsWaitMsg{}) > 0; i++ {
+		require.Less(h.t, i, 100, "the log stream does not end")
+		h.fire(logsWaitMsg{})
+	}
 }
 
 // screen is the view as plain text.

@@ -15,45 +15,10 @@ import (
 // that the page is reloaded rarely as the cursor moves.
 const jobsPageSize = 200
 
-// pager pages a list that jobd orders, by cursor: cursors[i] is where page
-// i starts, "" for the first.
-type pager struct {
-	cursors []string
-	page    int
-	// more says the page was full, so there may be a next one.
-	more bool
-}
-
-func (p *pager) cursor() string {
-	if p.page < len(p.cursors) {
-		return p.cursors[p.page]
-	}
-	return ""
-}
-
-// reset goes back to the first page, which starts at first.
-func (p *pager) reset(first string) {
-	p.cursors, p.page, p.more = []string{first}, 0, false
-}
-
-// where to put the cursor once a page is loaded.
-type selectHint int
-
-const (
-	selectKeep  selectHint = iota // the same row, by key
-	selectFirst                   // the first row (the page after)
-	selectLast                    // the last row (the page before)
-)
-
 // jobsLoadedMsg carries one page of jobs.
 type jobsLoadedMsg struct {
-	seq    int
-	page   int
-	cursor string
-	jobs   []api.Job
-	more   bool
-	hint   selectHint
-	err    error
+	pageLoad
+	jobs []api.Job
 }
 
 func (jobsLoadedMsg) view() viewID { return viewJobs }
@@ -116,13 +81,10 @@ type jobsView struct {
 	c      *Common
 	b      *backend
 	table  *table
+	pages  pages
 	jobs   []api.Job
 	index  map[string]int
 	filter jobFilter
-	pager  pager
-	seq    int
-	loaded bool
-	err    error
 	enter  key.Binding
 }
 
@@ -139,27 +101,29 @@ func newJobsView(c *Common, b *backend) *jobsView {
 		{Title: "KIND", Width: 8},
 	})
 	v.table.Empty = "loading jobs…"
-	v.pager.reset("")
+	v.pages.reset("")
 	return v
 }
 
 // load reloads the page shown.
-func (v *jobsView) load() tea.Cmd { return v.loadPage(v.pager.page, v.pager.cursor(), selectKeep) }
+func (v *jobsView) load() tea.Cmd { return v.loadPage(v.pages.current()) }
 
-func (v *jobsView) loadPage(page int, cursor string, hint selectHint) tea.Cmd {
-	v.seq++
-	seq, f := v.seq, v.filter
+func (v *jobsView) loadPage(r pageRequest) tea.Cmd {
+	l, f := v.pages.request(r), v.filter
 	return v.b.call(func(ctx context.Context) tea.Msg {
-		jobs, err := v.b.client.JobList(ctx, api.JobListOptions{Group: f.Group, After: cursor, Limit: jobsPageSize})
-		msg := jobsLoadedMsg{seq: seq, page: page, cursor: cursor, hint: hint, err: err}
+		jobs, err := v.b.client.JobList(ctx, api.JobListOptions{Group: f.Group, After: l.cursor, Limit: jobsPageSize})
+		msg := jobsLoadedMsg{pageLoad: l}
 		if err != nil {
+			msg.err = err
 			return msg
 		}
-		msg.more = len(jobs) == jobsPageSize
+		if len(jobs) == jobsPageSize {
+			msg.next = jobs[len(jobs)-1].Name
+		}
 		if f.Prefix != "" {
 			for i, j := range jobs {
 				if !strings.HasPrefix(j.Name, f.Prefix) {
-					jobs, msg.more = jobs[:i], false
+					jobs, msg.next = jobs[:i], ""
 					break
 				}
 			}
@@ -174,30 +138,12 @@ func (v *jobsView) SetSize(width, height int) { v.table.SetSize(width, height) }
 func (v *jobsView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case jobsLoadedMsg:
-		if msg.seq != v.seq {
-			return nil // a newer request is on its way
-		}
-		if msg.err != nil {
-			v.err = msg.err
+		if !v.pages.land(msg.pageLoad, len(msg.jobs)) {
 			return nil
 		}
-		if len(msg.jobs) == 0 && msg.page > 0 {
-			// The page after a full page was empty: stay.
-			v.pager.more = false
-			return nil
-		}
-		v.err, v.loaded = nil, true
-		v.pager.page = msg.page
-		v.pager.cursors = append(v.pager.cursors[:msg.page], msg.cursor)
-		v.pager.more = msg.more
 		v.jobs = msg.jobs
 		v.rebuild()
-		switch msg.hint {
-		case selectFirst:
-			v.table.Top()
-		case selectLast:
-			v.table.Bottom()
-		}
+		v.pages.place(v.table, msg.hint)
 	case tea.KeyPressMsg:
 		return v.key(msg)
 	}
@@ -206,24 +152,11 @@ func (v *jobsView) Update(msg tea.Msg) tea.Cmd {
 
 func (v *jobsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	k := v.c.Keys
-	switch mv := moveKey(v.table, k, msg); mv {
-	case movePastBottom:
-		if v.pager.more && len(v.jobs) > 0 {
-			return v.loadPage(v.pager.page+1, v.jobs[len(v.jobs)-1].Name, selectFirst)
-		}
-		return nil
-	case movePastTop:
-		if v.pager.page > 0 {
-			return v.loadPage(v.pager.page-1, v.pager.cursors[v.pager.page-1], selectLast)
-		}
-		return nil
-	case moveDone:
-		return nil
+	if cmd, ok := v.pages.moveKey(v.table, k, msg, v.loadPage); ok {
+		return cmd
 	}
 	switch {
-	case key.Matches(msg, k.Mark):
-		v.table.ToggleMark()
-		v.table.MoveDown(1)
+	case markKey(v.table, k, msg):
 	case key.Matches(msg, k.Enter):
 		if name := v.table.SelectedKey(); name != "" {
 			return drill(viewRuns, runFilter{Job: name}.String())
@@ -239,10 +172,7 @@ func (v *jobsView) key(msg tea.KeyPressMsg) tea.Cmd {
 }
 
 func (v *jobsView) request(kind actionKind) tea.Cmd {
-	a := action{kind: kind}
-	for _, name := range v.table.Targets() {
-		a.targets = append(a.targets, target{id: name, label: printable(name)})
-	}
+	a := action{kind: kind, targets: targetsOf(v.table, byName)}
 	if len(a.targets) == 0 {
 		return nil
 	}
@@ -260,7 +190,7 @@ func (v *jobsView) rebuild() {
 	}
 	switch {
 	case v.filter != (jobFilter{}):
-		v.table.Empty = fmt.Sprintf("no job matches %q (esc clears the filter)", v.filter.String())
+		v.table.Empty = noMatch("job", v.filter.String())
 	default:
 		v.table.Empty = "no jobs yet: create one with 'jobctl job create'"
 	}
@@ -312,10 +242,10 @@ func (v *jobsView) inPage(name string) bool {
 	if v.filter.Prefix != "" && !strings.HasPrefix(name, v.filter.Prefix) {
 		return false
 	}
-	if c := v.pager.cursor(); c != "" && name <= c {
+	if c := v.pages.cursor(); c != "" && name <= c {
 		return false
 	}
-	if v.pager.more && len(v.jobs) > 0 && name > v.jobs[len(v.jobs)-1].Name {
+	if v.pages.next != "" && len(v.jobs) > 0 && name > v.jobs[len(v.jobs)-1].Name {
 		return false
 	}
 	return true
@@ -336,7 +266,12 @@ func (v *jobsView) applyJob(ev *api.JobEvent) bool {
 // applyRun applies a run event to the job of the run, when it is shown:
 // the state of its newest run changes at once. It reports whether the
 // page must be reloaded (the last fire moved, or an older run changed).
+// An event that does not name the job (a plain change of state: killed,
+// lost, assigned) may be of any job shown: the page is loaded again.
 func (v *jobsView) applyRun(ev *api.RunEvent) bool {
+	if ev.Job == "" {
+		return len(v.jobs) > 0
+	}
 	i, ok := v.index[ev.Job]
 	if !ok {
 		return false
@@ -357,29 +292,20 @@ func (v *jobsView) View() string { return v.table.View() }
 
 func (v *jobsView) info() string {
 	s := "jobs"
-	if v.loaded {
-		first := v.pager.page*jobsPageSize + 1
+	if v.pages.loaded {
+		first := v.pages.page*jobsPageSize + 1
 		s = fmt.Sprintf("jobs %d–%d", first, first+len(v.jobs)-1)
 		if len(v.jobs) == 0 {
 			s = "no jobs"
 		}
-		if v.pager.more {
+		if v.pages.next != "" {
 			s += " · more below"
 		}
-		if v.pager.page > 0 {
-			s += fmt.Sprintf(" · page %d", v.pager.page+1)
+		if v.pages.page > 0 {
+			s += fmt.Sprintf(" · page %d", v.pages.page+1)
 		}
 	}
-	if f := v.filter.String(); f != "" {
-		s += fmt.Sprintf(" · filter %q", f)
-	}
-	if m := len(v.table.Marked()); m > 0 {
-		s += fmt.Sprintf(" · %d marked", m)
-	}
-	if v.err != nil {
-		s += " · " + v.err.Error()
-	}
-	return s
+	return s + infoSuffix(v.filter.String(), v.table, v.pages.err)
 }
 
 func (v *jobsView) filterText() string { return v.filter.String() }
@@ -388,7 +314,7 @@ func (v *jobsView) filterHint() string { return "name prefix, group=G" }
 
 func (v *jobsView) setFilter(s string) tea.Cmd {
 	v.filter = parseJobFilter(s)
-	v.pager.reset(firstCursor(v.filter.Prefix))
+	v.pages.reset(firstCursor(v.filter.Prefix))
 	v.table.ClearMarks()
 	v.table.Top()
 	return v.load()

@@ -27,10 +27,13 @@ type KeyMap struct {
 	// Command opens the ":" prompt to switch view by name.
 	Command key.Binding
 	// Filter opens the "/" prompt to filter the view.
-	Filter  key.Binding
-	Help    key.Binding
-	Quit    key.Binding
-	Refresh key.Binding
+	Filter key.Binding
+	Help   key.Binding
+	// Quit quits, but not while a prompt or a confirmation is open;
+	// ForceQuit quits whatever is open.
+	Quit      key.Binding
+	ForceQuit key.Binding
+	Refresh   key.Binding
 	// Mark marks the selected row, so that an action applies to every
 	// marked row.
 	Mark key.Binding
@@ -70,14 +73,15 @@ func DefaultKeyMap() KeyMap {
 		Enter: key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open")),
 		Back:  key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
 
-		NextView: key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next view")),
-		PrevView: key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous view")),
-		Command:  key.NewBinding(key.WithKeys(":"), key.WithHelp(":", "view")),
-		Filter:   key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
-		Help:     key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
-		Quit:     key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
-		Refresh:  key.NewBinding(key.WithKeys("ctrl+r"), key.WithHelp("ctrl+r", "reload")),
-		Mark:     key.NewBinding(key.WithKeys("space"), key.WithHelp("space", "mark")),
+		NextView:  key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next view")),
+		PrevView:  key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous view")),
+		Command:   key.NewBinding(key.WithKeys(":"), key.WithHelp(":", "view")),
+		Filter:    key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
+		Help:      key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
+		Quit:      key.NewBinding(key.WithKeys("q"), key.WithHelp("q", "quit")),
+		ForceQuit: key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit")),
+		Refresh:   key.NewBinding(key.WithKeys("ctrl+r"), key.WithHelp("ctrl+r", "reload")),
+		Mark:      key.NewBinding(key.WithKeys("space"), key.WithHelp("space", "mark")),
 
 		Drain:     key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "drain")),
 		Undrain:   key.NewBinding(key.WithKeys("u"), key.WithHelp("u", "undrain")),

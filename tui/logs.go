@@ -1,12 +1,14 @@
 package tui
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/viewport"
@@ -18,12 +20,23 @@ import (
 
 // Logs view limits.
 const (
-	// logMaxLines is how many lines of output the view keeps; older ones
-	// are dropped (jobctl logs prints them all).
+	// logMaxLines and logMaxBytes bound the output the view keeps; older
+	// lines are dropped (jobctl logs prints them all). The viewport
+	// measures every line it holds on each update and render, so the
+	// bytes bound what an update costs.
 	logMaxLines = 20000
+	logMaxBytes = 1 << 20
+	// logMaxLineBytes bounds one line: the rest of a longer line is cut,
+	// and a marker says how much. The viewport wraps every line it shows
+	// on each render, so a line of megabytes would freeze the dashboard.
+	logMaxLineBytes = 4 << 10
 	// logRetryEvery is how often a broken log stream is opened again.
 	logRetryEvery = 2 * time.Second
 )
+
+// errLogsHidden is why the log stream is closed while the logs are not
+// shown: it is opened again, from where it was, when they are.
+var errLogsHidden = errors.New("logs not shown")
 
 // runLoadedMsg carries the run whose logs are shown.
 type runLoadedMsg struct {
@@ -39,17 +52,25 @@ type logsRetryMsg struct{ gen int }
 
 // logsView shows the output of one run. It follows the output as it
 // arrives until the operator scrolls up; G follows again. w toggles line
-// wrapping; / keeps only the lines containing a text.
+// wrapping; / keeps only the lines containing a text. The output is
+// streamed only while the view is shown.
 type logsView struct {
-	c         *Common
-	b         *backend
-	vp        viewport.Model
-	runID     string
-	run       *api.Run
-	err       error
-	lines     []string
-	partial   string
-	dropped   int
+	c     *Common
+	b     *backend
+	vp    viewport.Model
+	runID string
+	run   *api.Run
+	err   error
+	lines []string
+	// bytes is the size of lines.
+	bytes int
+	// partial is the line being written, cut to logMaxLineBytes;
+	// partialCut is how many bytes of it were cut.
+	partial    string
+	partialCut int
+	dropped    int
+	// offset is how much output was read: where a stream opened again
+	// starts.
 	offset    int64
 	gen       int
 	ch        <-chan logItem
@@ -57,6 +78,7 @@ type logsView struct {
 	streaming bool
 	done      bool
 	broken    error
+	hidden    bool
 	following bool
 	grep      string
 	width     int
@@ -74,7 +96,7 @@ func (v *logsView) open(id string) tea.Cmd {
 	v.stop()
 	v.gen++
 	v.runID, v.run, v.err = id, nil, nil
-	v.lines, v.partial, v.dropped, v.offset = nil, "", 0, 0
+	v.lines, v.bytes, v.partial, v.partialCut, v.dropped, v.offset = nil, 0, "", 0, 0, 0
 	v.done, v.broken, v.following, v.grep = false, nil, true, ""
 	v.vp.SetContentLines(nil)
 	return tea.Batch(openLogsCmd(v.b.ctx, v.b.client, id, 0, v.gen), v.load())
@@ -89,6 +111,38 @@ func (v *logsView) stop() {
 	v.streaming = false
 }
 
+// setShown says whether the view is shown. Hiding it closes the log
+// stream, which is then opened again, from where it was, once the view is
+// shown again: a dashboard that left the logs costs jobd nothing.
+func (v *logsView) setShown(shown bool) tea.Cmd {
+	if shown {
+		v.hidden = false
+		return v.reopen()
+	}
+	v.hidden = true
+	if v.runID == "" || v.done {
+		return nil
+	}
+	// What the stream still sends, or a retry of a broken one, is of an
+	// older generation and dropped; the output after offset is read again.
+	v.stop()
+	v.gen++
+	if v.broken == nil {
+		v.broken = errLogsHidden
+	}
+	return nil
+}
+
+// reopen opens the output again from where it was, if its stream broke
+// or was closed while the view was hidden.
+func (v *logsView) reopen() tea.Cmd {
+	if v.runID == "" || v.hidden || v.broken == nil || v.streaming || v.done {
+		return nil
+	}
+	v.broken = nil
+	return openLogsCmd(v.b.ctx, v.b.client, v.runID, v.offset, v.gen)
+}
+
 // load reloads the run; it also opens the output again if its stream
 // broke.
 func (v *logsView) load() tea.Cmd {
@@ -100,11 +154,7 @@ func (v *logsView) load() tea.Cmd {
 		r, err := v.b.client.RunGet(ctx, id)
 		return runLoadedMsg{id: id, run: r, err: err}
 	})
-	if v.broken != nil && !v.streaming && !v.done {
-		v.broken = nil
-		return tea.Batch(get, openLogsCmd(v.b.ctx, v.b.client, id, v.offset, v.gen))
-	}
-	return get
+	return tea.Batch(get, v.reopen())
 }
 
 func (v *logsView) SetSize(width, height int) {
@@ -139,6 +189,10 @@ func (v *logsView) Update(msg tea.Msg) tea.Cmd {
 		}
 		v.ch, v.cancel, v.streaming, v.broken = msg.ch, msg.cancel, true, nil
 		return waitLogsCmd(msg.gen, msg.ch)
+	case logsWaitMsg:
+		if msg.gen == v.gen && v.streaming {
+			return waitLogsCmd(msg.gen, v.ch)
+		}
 	case logsDataMsg:
 		if msg.gen != v.gen {
 			return nil
@@ -146,7 +200,7 @@ func (v *logsView) Update(msg tea.Msg) tea.Cmd {
 		v.append(msg.data)
 		switch {
 		case msg.err == nil:
-			return waitLogsCmd(msg.gen, v.ch)
+			return v.b.after(logBatchWindow, logsWaitMsg{gen: msg.gen})
 		case errors.Is(msg.err, io.EOF):
 			v.stop()
 			v.done = true
@@ -180,29 +234,91 @@ func (v *logsView) broke(err error) tea.Cmd {
 	return v.b.after(logRetryEvery, logsRetryMsg{gen: gen})
 }
 
-// append adds output, keeping logMaxLines lines.
+// append adds output, cutting lines at logMaxLineBytes and keeping
+// logMaxLines lines and logMaxBytes bytes at most.
 func (v *logsView) append(data []byte) {
 	if len(data) == 0 {
 		return
 	}
 	v.offset += int64(len(data))
-	text := v.partial + string(data)
-	parts := strings.Split(text, "\n")
-	v.partial = parts[len(parts)-1]
-	for _, p := range parts[:len(parts)-1] {
-		v.lines = append(v.lines, printable(strings.TrimSuffix(p, "\r")))
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		chunk := data
+		if i >= 0 {
+			chunk = data[:i]
+		}
+		v.addPartial(chunk)
+		if i < 0 {
+			break
+		}
+		data = data[i+1:]
+		v.endLine()
 	}
-	if n := len(v.lines) - logMaxLines; n > 0 {
-		v.lines = append([]string(nil), v.lines[n:]...)
-		v.dropped += n
-	}
+	v.trim()
 	v.refresh()
 }
 
+// addPartial adds b to the line being written, cut at logMaxLineBytes.
+func (v *logsView) addPartial(b []byte) {
+	room := logMaxLineBytes - len(v.partial)
+	if v.partialCut > 0 || room <= 0 {
+		v.partialCut += len(b)
+		return
+	}
+	if len(b) <= room {
+		v.partial += string(b)
+		return
+	}
+	keep := room
+	// Cut on a character, not inside one.
+	for keep > 0 && keep > room-utf8.UTFMax && !utf8.RuneStart(b[keep]) {
+		keep--
+	}
+	v.partial += string(b[:keep])
+	v.partialCut += len(b) - keep
+}
+
+// endLine ends the line being written.
+func (v *logsView) endLine() {
+	v.addLine(printable(strings.TrimSuffix(v.partial, "\r")) + cutMarker(v.partialCut))
+	v.partial, v.partialCut = "", 0
+}
+
+func (v *logsView) addLine(l string) {
+	v.lines = append(v.lines, l)
+	v.bytes += len(l)
+}
+
+// trim drops the oldest lines past logMaxLines or logMaxBytes.
+func (v *logsView) trim() {
+	n := max(len(v.lines)-logMaxLines, 0)
+	size := v.bytes
+	for i := range n {
+		size -= len(v.lines[i])
+	}
+	for n < len(v.lines) && size > logMaxBytes {
+		size -= len(v.lines[n])
+		n++
+	}
+	if n > 0 {
+		v.lines = append([]string(nil), v.lines[n:]...)
+		v.bytes = size
+		v.dropped += n
+	}
+}
+
+// cutMarker says that n bytes of a line were cut, or is "" when none were.
+func cutMarker(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" … [%s cut]", plural(int64(n), "byte"))
+}
+
 func (v *logsView) flushPartial() {
-	if v.partial != "" {
-		v.lines = append(v.lines, printable(v.partial))
-		v.partial = ""
+	if v.partial != "" || v.partialCut > 0 {
+		v.endLine()
+		v.trim()
 	}
 }
 
@@ -218,7 +334,7 @@ func (v *logsView) refresh() {
 		}
 	}
 	if v.partial != "" && (v.grep == "" || strings.Contains(v.partial, v.grep)) {
-		lines = append(lines, printable(v.partial))
+		lines = append(lines, printable(v.partial)+cutMarker(v.partialCut))
 	}
 	if v.done {
 		lines = append(lines, v.c.Styles.Dim.Render("— end of output —"))

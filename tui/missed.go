@@ -14,8 +14,10 @@ import (
 	"github.com/jobd/jobd/api"
 )
 
-// missedLoadedMsg carries the records of missed triggers.
+// missedLoadedMsg carries the records of missed triggers, as load seq
+// asked for them.
 type missedLoadedMsg struct {
+	seq    int
 	missed []api.Missed
 	err    error
 }
@@ -74,16 +76,17 @@ type missedView struct {
 	b      *backend
 	table  *table
 	groups []missedJob
-	index  map[string]int
 	total  int64
 	filter string
+	// seq numbers the loads: only the answer of the last one is shown.
+	seq    int
 	loaded bool
 	err    error
 	enter  key.Binding
 }
 
 func newMissedView(c *Common, b *backend) *missedView {
-	v := &missedView{c: c, b: b, index: map[string]int{}, enter: relabel(c.Keys.Enter, "its runs")}
+	v := &missedView{c: c, b: b, enter: relabel(c.Keys.Enter, "its runs")}
 	v.table = newTable(c, []column{
 		{Title: "JOB", Width: 16, Flex: 2},
 		{Title: "MISSED", Width: 8, Right: true},
@@ -97,9 +100,11 @@ func newMissedView(c *Common, b *backend) *missedView {
 }
 
 func (v *missedView) load() tea.Cmd {
+	v.seq++
+	seq := v.seq
 	return v.b.call(func(ctx context.Context) tea.Msg {
 		m, err := v.b.client.MissedList(ctx, api.MissedListOptions{})
-		return missedLoadedMsg{missed: m, err: err}
+		return missedLoadedMsg{seq: seq, missed: m, err: err}
 	})
 }
 
@@ -108,6 +113,9 @@ func (v *missedView) SetSize(width, height int) { v.table.SetSize(width, height)
 func (v *missedView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case missedLoadedMsg:
+		if msg.seq != v.seq {
+			return nil // a newer request is on its way
+		}
 		if msg.err != nil {
 			v.err = msg.err
 			return nil
@@ -119,37 +127,32 @@ func (v *missedView) Update(msg tea.Msg) tea.Cmd {
 		k := v.c.Keys
 		switch {
 		case moveKey(v.table, k, msg) != moveNone:
-		case key.Matches(msg, k.Mark):
-			v.table.ToggleMark()
-			v.table.MoveDown(1)
+		case markKey(v.table, k, msg):
 		case key.Matches(msg, k.Enter):
 			if job := v.table.SelectedKey(); job != "" {
 				return drill(viewRuns, runFilter{Job: job}.String())
 			}
 		case key.Matches(msg, k.Replay):
-			return v.requestReplay(v.table.Targets())
+			return v.requestReplay(false)
 		case key.Matches(msg, k.ReplayAll):
 			if len(v.groups) > 0 {
-				return v.requestReplay(nil)
+				return v.requestReplay(true)
 			}
 		}
 	}
 	return nil
 }
 
-// requestReplay asks to replay the missed triggers of jobs, or of every
-// job when jobs is nil. The root model first asks jobd, in a dry run, how
-// many that is.
-func (v *missedView) requestReplay(jobs []string) tea.Cmd {
-	a := action{kind: actReplay}
-	if jobs == nil {
-		a.all = true
+// requestReplay asks to replay the missed triggers of the marked or
+// selected jobs, or of every job. The root model first asks jobd, in a
+// dry run, how many that is.
+func (v *missedView) requestReplay(all bool) tea.Cmd {
+	a := action{kind: actReplay, all: all}
+	if all {
 		a.count = v.total
 		return requestAction(a)
 	}
-	for _, j := range jobs {
-		a.targets = append(a.targets, target{id: j, label: printable(j)})
-	}
+	a.targets = targetsOf(v.table, byName)
 	if len(a.targets) == 0 {
 		return nil
 	}
@@ -157,11 +160,9 @@ func (v *missedView) requestReplay(jobs []string) tea.Cmd {
 }
 
 func (v *missedView) rebuild() {
-	clear(v.index)
 	v.total = 0
 	rows := make([]row, 0, len(v.groups))
-	for i, g := range v.groups {
-		v.index[g.Job] = i
+	for _, g := range v.groups {
 		v.total += g.Count
 		if v.filter != "" && !strings.Contains(g.Job, v.filter) {
 			continue
@@ -179,7 +180,7 @@ func (v *missedView) rebuild() {
 	case len(v.groups) == 0:
 		v.table.Empty = "no missed triggers"
 	default:
-		v.table.Empty = fmt.Sprintf("no job matches %q (esc clears the filter)", v.filter)
+		v.table.Empty = noMatch("job", v.filter)
 	}
 	v.table.SetRows(rows)
 }
@@ -188,16 +189,7 @@ func (v *missedView) View() string { return v.table.View() }
 
 func (v *missedView) info() string {
 	s := fmt.Sprintf("%s of %s", plural(v.total, "missed trigger"), plural(int64(len(v.groups)), "job"))
-	if v.filter != "" {
-		s += fmt.Sprintf(" · filter %q", v.filter)
-	}
-	if m := len(v.table.Marked()); m > 0 {
-		s += fmt.Sprintf(" · %d marked", m)
-	}
-	if v.err != nil {
-		s += " · " + v.err.Error()
-	}
-	return s
+	return s + infoSuffix(v.filter, v.table, v.err)
 }
 
 func (v *missedView) filterText() string { return v.filter }

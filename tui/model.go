@@ -11,7 +11,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 )
 
-// The smallest terminal the dashboard draws in.
+// MinWidth and MinHeight are the smallest terminal the dashboard draws in.
 const (
 	MinWidth  = 80
 	MinHeight = 20
@@ -27,6 +27,10 @@ const (
 	statusRefreshEvery = 5 * time.Second
 	// flashFor is how long a flash message stays.
 	flashFor = 6 * time.Second
+	// streamStableAfter is how long the event stream must stay up before
+	// the reconnect backoff starts again from its shortest wait, so that a
+	// jobd that says hello and drops the stream is not hammered.
+	streamStableAfter = 5 * time.Second
 )
 
 // viewID names a view.
@@ -44,6 +48,10 @@ const (
 
 // viewNames are the names of the views, as the ":" prompt takes them.
 var viewNames = [numViews]string{"overview", "executors", "jobs", "runs", "logs", "missed"}
+
+// ViewNames returns the names of the views, in their order, as
+// Options.View and the ":" prompt take them.
+func ViewNames() []string { return slices.Clone(viewNames[:]) }
 
 func (v viewID) String() string { return viewNames[v] }
 
@@ -121,7 +129,8 @@ type Options struct {
 	// ReadOnly removes every action.
 	ReadOnly bool
 	// Context bounds every request and the event stream; default
-	// context.Background().
+	// context.Background(). The dashboard also ends them itself when the
+	// operator quits.
 	Context context.Context
 	// NowFunc returns the time; default time.Now.
 	NowFunc func() time.Time
@@ -140,6 +149,8 @@ type Model struct {
 	b       *backend
 	nowFunc func() time.Time
 	target  string
+	// stop ends b.ctx: every request, the event stream and the logs.
+	stop context.CancelFunc
 
 	overview  *overviewView
 	executors *executorsView
@@ -162,8 +173,15 @@ type Model struct {
 	version   string
 	ticks     int
 
-	prompt    *prompt
-	confirm   *action
+	prompt  *prompt
+	confirm *action
+	// preview is the sequence number of the replay dry run whose answer
+	// may open a confirmation, 0 when none may; previewView is the view
+	// it was asked from.
+	previewSeq  int
+	preview     int
+	previewView viewID
+
 	showHelp  bool
 	help      help.Model
 	flashText string
@@ -176,10 +194,11 @@ var _ tea.Model = (*Model)(nil)
 
 // New returns the dashboard for opts.
 func New(opts Options) *Model {
-	ctx := opts.Context
-	if ctx == nil {
-		ctx = context.Background()
+	parent := opts.Context
+	if parent == nil {
+		parent = context.Background()
 	}
+	ctx, stop := context.WithCancel(parent)
 	now := opts.NowFunc
 	if now == nil {
 		now = time.Now
@@ -194,7 +213,7 @@ func New(opts Options) *Model {
 	}
 	c := &Common{Styles: DefaultStyles(true), Keys: keys, Now: now(), Loc: time.Local, ReadOnly: opts.ReadOnly}
 	b := &backend{client: opts.Client, ctx: ctx}
-	m := &Model{c: c, b: b, nowFunc: now, target: opts.Target, gen: 1, help: help.New()}
+	m := &Model{c: c, b: b, nowFunc: now, target: opts.Target, stop: stop, gen: 1, help: help.New()}
 	m.help.Styles = c.Styles.Help
 	m.help.ShortSeparator = "  "
 	m.overview = newOverviewView(c, b)
@@ -210,6 +229,7 @@ func New(opts Options) *Model {
 	if v, ok := lookupView(opts.View); ok {
 		m.active = v
 	}
+	m.logs.hidden = m.active != viewLogs
 	return m
 }
 
@@ -269,6 +289,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.gen++
 		return m, connectCmd(m.b.ctx, m.b.client, m.gen)
+	case streamStableMsg:
+		if msg.gen == m.gen && m.connected {
+			m.attempts = 0
+		}
+		return m, nil
 	case reloadTickMsg:
 		ls := &m.loads[msg.view]
 		ls.scheduled = false
@@ -285,7 +310,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			cmd = tea.Batch(cmd, m.schedule(v))
 		}
 		return m, cmd
-	case logsOpenedMsg, logsDataMsg, logsRetryMsg:
+	case logsOpenedMsg, logsDataMsg, logsWaitMsg, logsRetryMsg:
 		return m, m.logs.Update(msg)
 	case drillMsg:
 		return m, m.drill(msg)
@@ -378,10 +403,10 @@ func (m *Model) startLoad(v viewID) tea.Cmd {
 	return cmd
 }
 
-// show makes v the view shown, loading it if it changed since.
-func (m *Model) show(v viewID) tea.Cmd {
-	m.active = v
-	m.showHelp = false
+// loadIfStale loads view v when it changed since it was loaded, or never
+// was, unless a load is on its way. While jobd is unreachable a view that
+// was loaded keeps what it shows.
+func (m *Model) loadIfStale(v viewID) tea.Cmd {
 	ls := &m.loads[v]
 	if (ls.dirty || !ls.loaded) && !ls.loading && (m.connected || !ls.loaded) {
 		return m.startLoad(v)
@@ -389,15 +414,43 @@ func (m *Model) show(v viewID) tea.Cmd {
 	return nil
 }
 
+// setActive makes v the view shown. The logs are followed only while
+// they are shown: leaving them closes their stream, coming back opens it
+// again from where it was.
+func (m *Model) setActive(v viewID) tea.Cmd {
+	m.showHelp = false
+	prev := m.active
+	m.active = v
+	switch {
+	case prev == v:
+		return nil
+	case v == viewLogs:
+		return m.logs.setShown(true)
+	case prev == viewLogs:
+		return m.logs.setShown(false)
+	}
+	return nil
+}
+
+// show makes v the view shown, loading it if it changed since.
+func (m *Model) show(v viewID) tea.Cmd {
+	return tea.Batch(m.setActive(v), m.loadIfStale(v))
+}
+
+// filterView sets the filter of view v, loading it as the filter needs,
+// or as loadIfStale does when the view filters what it holds.
+func (m *Model) filterView(v viewID, filter string) tea.Cmd {
+	if cmd := m.views[v].setFilter(filter); cmd != nil {
+		m.loads[v].dirty, m.loads[v].loading = false, true
+		return cmd
+	}
+	return m.loadIfStale(v)
+}
+
 // showFiltered shows v with filter.
 func (m *Model) showFiltered(v viewID, filter string) tea.Cmd {
-	cmd := m.views[v].setFilter(filter)
-	if cmd != nil {
-		m.loads[v].dirty, m.loads[v].loading = false, true
-	}
-	m.active = v
-	m.showHelp = false
-	return cmd
+	cmd := m.setActive(v)
+	return tea.Batch(cmd, m.filterView(v, filter))
 }
 
 // drill opens a view from the selected row, remembering where esc goes
@@ -407,9 +460,8 @@ func (m *Model) drill(msg drillMsg) tea.Cmd {
 	var cmd tea.Cmd
 	switch msg.to {
 	case viewLogs:
+		m.setActive(viewLogs)
 		cmd = m.logs.open(msg.filter)
-		m.active = viewLogs
-		m.showHelp = false
 	case viewRuns:
 		e.runsFilter, e.changedRuns = m.runs.filterText(), true
 		cmd = m.showFiltered(viewRuns, msg.filter)
@@ -431,20 +483,23 @@ func (m *Model) back() tea.Cmd {
 		m.nav = m.nav[:n-1]
 		var cmds []tea.Cmd
 		if e.changedRuns && m.runs.filterText() != e.runsFilter {
-			cmds = append(cmds, m.runs.setFilter(e.runsFilter))
+			cmds = append(cmds, m.filterView(viewRuns, e.runsFilter))
 		}
 		cmds = append(cmds, m.show(e.from))
 		return tea.Batch(cmds...)
 	}
-	if v := m.views[m.active]; v.filterText() != "" {
-		return v.setFilter("")
+	if m.views[m.active].filterText() != "" {
+		return m.filterView(m.active, "")
 	}
 	return nil
 }
 
 func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	k := m.c.Keys
-	if msg.String() == "ctrl+c" {
+	// Whatever the operator does now, a replay count still on its way
+	// must not open a confirmation over it.
+	m.preview = 0
+	if key.Matches(msg, k.ForceQuit) {
 		return m.quit()
 	}
 	if m.confirm != nil {
@@ -452,7 +507,9 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 		case key.Matches(msg, k.Confirm):
 			a := *m.confirm
 			m.confirm = nil
-			m.clearMarks(a)
+			if m.c.ReadOnly {
+				return nil
+			}
 			return tea.Batch(m.setFlash(a.gerund()+"…", false), runActionCmd(m.b, a))
 		case key.Matches(msg, k.Cancel):
 			m.confirm = nil
@@ -503,12 +560,15 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	return m.views[m.active].Update(msg)
 }
 
+// quit ends the dashboard: every request on its way, the event stream
+// (even one still being opened) and the logs end with it.
 func (m *Model) quit() tea.Cmd {
 	if m.cancel != nil {
 		m.cancel()
 		m.cancel = nil
 	}
 	m.logs.stop()
+	m.stop()
 	return tea.Quit
 }
 

@@ -2,7 +2,11 @@ package tui
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 
 	tea "charm.land/bubbletea/v2"
@@ -78,12 +82,41 @@ func TestModel_FullHelp(t *testing.T) {
 	h.requireScreen("<jobs>")
 }
 
+// Quitting ends the event stream, even one still being opened, and the
+// log stream.
 func TestModel_Quit(t *testing.T) {
 	t.Parallel()
 	for _, k := range []string{"q", "ctrl+c"} {
-		h := newHarness(t, harnessOpts{})
-		h.connect()
-		require.Equal(t, tea.QuitMsg{}, h.send(keyMsg(k))(), "key %s", k)
+		t.Run(k, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, harnessOpts{})
+			h.fc.streams = make(chan context.Context, 1)
+			h.fc.logsHold = true
+			// The stream Init opens is being read, but the model has not
+			// heard of it yet.
+			opened := run(connectCmd(h.m.b.ctx, h.m.b.client, h.m.gen))
+			require.Len(t, opened, 1)
+			stream := <-h.fc.streams
+			h.connect()
+			// The logs of run 7 are being followed.
+			for _, msg := range run(h.send(drillMsg{to: viewLogs, filter: "7"})) {
+				h.send(msg) // opens the stream; its output is not waited for
+			}
+			require.True(t, h.m.logs.streaming)
+			logs := h.fc.contextOf("RunLogs 7")
+			require.NotNil(t, logs)
+			require.NoError(t, stream.Err())
+			require.NoError(t, logs.Err())
+
+			require.Equal(t, tea.QuitMsg{}, h.send(keyMsg(k))())
+			for name, ctx := range map[string]context.Context{"event stream": stream, "log stream": logs} {
+				select {
+				case <-ctx.Done():
+				default:
+					t.Fatalf("the %s goes on after quitting", name)
+				}
+			}
+		})
 	}
 }
 
@@ -208,6 +241,36 @@ func TestModel_DrillAndBack(t *testing.T) {
 	h.requireScreen("web-1", "batch-1")
 }
 
+// A view opened with a filter the view applies itself (executors,
+// missed) is loaded the first time all the same, and so is a view shown
+// before jobd answered that is filtered.
+func TestModel_FilterFirstVisit(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ command, call, shown, gone string }{
+		{"executors web", "ExecutorList", "web-1", "batch-1"},
+		{"missed tick", "MissedList job=", "tick", "backup"},
+	} {
+		t.Run(c.command, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, harnessOpts{})
+			h.connect()
+			h.settle(h.m.command(c.command))
+			require.Equal(t, []string{c.call}, h.fc.called())
+			h.requireScreen(c.shown)
+			h.requireNotScreen(c.gone, "no executors registered", "no missed triggers", "loading")
+		})
+	}
+	t.Run("FilterBeforeHello", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, harnessOpts{view: "executors"})
+		h.send(keyMsg("/"))
+		h.typeText("web")
+		h.press("enter")
+		require.Equal(t, []string{"ExecutorList"}, h.fc.called())
+		h.requireScreen("web-1", `filter "web"`)
+	})
+}
+
 func TestModel_FilterWithoutFilter(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOpts{})
@@ -277,7 +340,7 @@ func TestModel_ThrottledReload(t *testing.T) {
 
 	var evs []api.Event
 	for i := range 5000 {
-		evs = append(evs, api.Event{Type: api.EventRun, Run: &api.RunEvent{ID: "1" + itoa(1000+i), Job: "tick", State: api.RunPending}})
+		evs = append(evs, api.Event{Type: api.EventRun, Run: &api.RunEvent{ID: "1" + strconv.Itoa(1000+i), Job: "tick", State: api.RunPending}})
 	}
 	h.events(evs...)
 	h.events(evs[:10]...)
@@ -338,12 +401,22 @@ func TestModel_ReadOnly(t *testing.T) {
 			require.Nil(t, h.m.confirm, "%s: %s asks nothing", c.view, k)
 		}
 		for _, call := range h.fc.called() {
-			require.Regexp(t, `^(ExecutorList|JobList|RunList|MissedList|Replay .* dry=true)`, call)
+			require.Regexp(t, `^(ExecutorList|JobList|RunList|MissedList)`, call)
 		}
 	}
-	// Even a request that would reach the root is refused.
+	// Even a request that would reach the root is refused, and so is a
+	// count of missed triggers, or a confirmation that would be open.
 	h.deliver(actionRequestMsg{act: action{kind: actPause, targets: []target{{id: "backup", label: "backup"}}}})
 	require.Nil(t, h.m.confirm)
+	h.deliver(actionRequestMsg{act: action{kind: actReplay, all: true}})
+	h.m.previewSeq++
+	h.m.preview, h.m.previewView = h.m.previewSeq, h.m.active
+	h.deliver(replayPreviewMsg{seq: h.m.previewSeq, act: action{kind: actReplay, all: true, count: 42}})
+	require.Nil(t, h.m.confirm)
+	h.m.confirm = &action{kind: actReplay, all: true, count: 42}
+	h.press("y")
+	require.Nil(t, h.m.confirm)
+	require.Empty(t, h.fc.called(), "nothing is asked of jobd, not even a dry run")
 	h.press("?")
 	h.requireScreen("read-only: actions are off")
 }
@@ -356,28 +429,50 @@ func TestModel_NoColor(t *testing.T) {
 	h.connect()
 	h.settle(h.m.command("executors"))
 	content := h.m.View().Content
-	require.Regexp(t, regexp.MustCompile(`\x1b\[[0-9;]*3[0-9;]*m`), content, "colour when allowed")
+	colour := regexp.MustCompile(`\x1b\[[0-9;]*(3[0-9]|4[0-9]|38|48)[;m]`)
+	require.Regexp(t, colour, content, "colour when allowed")
 
-	var buf bytes.Buffer
-	w := &colorprofile.Writer{Forward: &buf, Profile: colorprofile.ASCII}
-	_, err := w.WriteString(content)
-	require.NoError(t, err)
-	plain := buf.String()
-	require.NotRegexp(t, regexp.MustCompile(`\x1b\[[0-9;]*(3[0-9]|4[0-9]|38|48)[;m]`), plain)
-	for _, word := range []string{"online", "draining (1 left)", "offline", "▸"} {
-		require.Contains(t, plain, word)
+	for _, noColor := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoColor=%t", noColor), func(t *testing.T) {
+			t.Parallel()
+			var out bytes.Buffer
+			opts := programOptions(t.Context(), strings.NewReader(""), &out, noColor)
+			// A terminal that has colour, without reading one.
+			opts = append(opts, tea.WithInput(nil), tea.WithoutSignalHandler(), tea.WithWindowSize(120, 30),
+				tea.WithEnvironment([]string{"TERM=xterm-256color", "COLORTERM=truecolor", "CLICOLOR_FORCE=1"}))
+			probe := &programProbe{content: content}
+			_, err := tea.NewProgram(probe, opts...).Run()
+			require.NoError(t, err)
+			drawn := out.String()
+			if !noColor {
+				require.NotEqual(t, colorprofile.ASCII, probe.profile)
+				require.Regexp(t, colour, drawn)
+				return
+			}
+			require.Equal(t, colorprofile.ASCII, probe.profile)
+			require.NotRegexp(t, colour, drawn)
+			for _, word := range []string{"online", "draining (1 left)", "offline", "▸"} {
+				require.Contains(t, drawn, word)
+			}
+		})
 	}
 }
 
-func itoa(n int) string {
-	const digits = "0123456789"
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for n > 0 {
-		b = append([]byte{digits[n%10]}, b...)
-		n /= 10
-	}
-	return string(b)
+// programProbe draws content and quits once the program told it the
+// colour profile it draws with.
+type programProbe struct {
+	content string
+	profile colorprofile.Profile
 }
+
+func (p *programProbe) Init() tea.Cmd { return nil }
+
+func (p *programProbe) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if msg, ok := msg.(tea.ColorProfileMsg); ok {
+		p.profile = msg.Profile
+		return p, tea.Quit
+	}
+	return p, nil
+}
+
+func (p *programProbe) View() tea.View { return tea.NewView(p.content) }

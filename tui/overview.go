@@ -16,8 +16,9 @@ import (
 	"github.com/jobd/jobd/api"
 )
 
-// statusLoadedMsg carries jobd's status.
+// statusLoadedMsg carries jobd's status, as load seq asked for it.
 type statusLoadedMsg struct {
+	seq    int
 	status *api.Status
 	err    error
 }
@@ -33,6 +34,8 @@ type overviewView struct {
 	status *api.Status
 	at     time.Time
 	err    error
+	// seq numbers the loads: only the answer of the last one is shown.
+	seq    int
 	width  int
 	height int
 }
@@ -42,13 +45,22 @@ func newOverviewView(c *Common, b *backend) *overviewView {
 }
 
 func (v *overviewView) load() tea.Cmd {
+	v.seq++
+	seq := v.seq
 	return v.b.call(func(ctx context.Context) tea.Msg {
 		s, err := v.b.client.Status(ctx)
-		return statusLoadedMsg{status: s, err: err}
+		return statusLoadedMsg{seq: seq, status: s, err: err}
 	})
 }
 
-// setStatus shows s, the status jobd sent with hello.
+// helloStatus shows s, the status jobd sent with hello; a load asked for
+// before it is older, and dropped.
+func (v *overviewView) helloStatus(s *api.Status) {
+	v.seq++
+	v.setStatus(s)
+}
+
+// setStatus shows s.
 func (v *overviewView) setStatus(s *api.Status) {
 	if s != nil {
 		v.status, v.at, v.err = s, v.c.Now, nil
@@ -57,6 +69,9 @@ func (v *overviewView) setStatus(s *api.Status) {
 
 func (v *overviewView) Update(msg tea.Msg) tea.Cmd {
 	if msg, ok := msg.(statusLoadedMsg); ok {
+		if msg.seq != v.seq {
+			return nil // a newer status is shown, or on its way
+		}
 		if msg.err != nil {
 			v.err = msg.err
 			return nil

@@ -91,13 +91,7 @@ func (m *Model) promptKey(msg tea.KeyPressMsg) tea.Cmd {
 }
 
 // applyFilter filters the view shown.
-func (m *Model) applyFilter(value string) tea.Cmd {
-	cmd := m.views[m.active].setFilter(value)
-	if cmd != nil {
-		m.loads[m.active].dirty, m.loads[m.active].loading = false, true
-	}
-	return cmd
-}
+func (m *Model) applyFilter(value string) tea.Cmd { return m.filterView(m.active, value) }
 
 // command runs what was typed at the ":" prompt: a view name, then a
 // filter for it ("runs backup failed") or, for logs, a run id.

@@ -68,14 +68,8 @@ func (f runFilter) mayMatch(ev *api.RunEvent) bool {
 
 // runsLoadedMsg carries one page of runs, newest first.
 type runsLoadedMsg struct {
-	seq    int
-	page   int
-	cursor string
-	runs   []api.Run
-	// next is the cursor of the page after, "" when there is none.
-	next string
-	hint selectHint
-	err  error
+	pageLoad
+	runs []api.Run
 }
 
 func (runsLoadedMsg) view() viewID { return viewRuns }
@@ -87,14 +81,10 @@ type runsView struct {
 	c      *Common
 	b      *backend
 	table  *table
+	pages  pages
 	runs   []api.Run
 	index  map[string]int
 	filter runFilter
-	pager  pager
-	next   string
-	seq    int
-	loaded bool
-	err    error
 	enter  key.Binding
 }
 
@@ -112,19 +102,18 @@ func newRunsView(c *Common, b *backend) *runsView {
 		{Title: "ERROR", Width: 10, Flex: 2},
 	})
 	v.table.Empty = "loading runs…"
-	v.pager.reset("")
+	v.pages.reset("")
 	return v
 }
 
-func (v *runsView) load() tea.Cmd { return v.loadPage(v.pager.page, v.pager.cursor(), selectKeep) }
+func (v *runsView) load() tea.Cmd { return v.loadPage(v.pages.current()) }
 
-func (v *runsView) loadPage(page int, cursor string, hint selectHint) tea.Cmd {
-	v.seq++
-	seq, f := v.seq, v.filter
+func (v *runsView) loadPage(r pageRequest) tea.Cmd {
+	l, f := v.pages.request(r), v.filter
 	return v.b.call(func(ctx context.Context) tea.Msg {
-		msg := runsLoadedMsg{seq: seq, page: page, cursor: cursor, hint: hint}
+		msg := runsLoadedMsg{pageLoad: l}
 		runs, err := v.b.client.RunList(ctx, api.RunListOptions{
-			Job: f.Job, State: f.State, Executor: f.Executor, Before: cursor, Limit: runsPageSize,
+			Job: f.Job, State: f.State, Executor: f.Executor, Before: l.cursor, Limit: runsPageSize,
 		})
 		if err != nil {
 			msg.err = err
@@ -143,35 +132,17 @@ func (v *runsView) SetSize(width, height int) { v.table.SetSize(width, height) }
 func (v *runsView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case runsLoadedMsg:
-		if msg.seq != v.seq {
-			return nil
-		}
-		if msg.err != nil {
-			v.err = msg.err
-			return nil
-		}
-		if len(msg.runs) == 0 && msg.page > 0 {
-			v.next = ""
-			return nil
-		}
 		// On the newest page, a cursor on the newest run stays on the
 		// newest run as new ones come in; elsewhere it stays on its run.
-		newest := v.pager.page == 0 && msg.page == 0 && v.table.Cursor() == 0
-		v.err, v.loaded = nil, true
-		v.pager.page = msg.page
-		v.pager.cursors = append(v.pager.cursors[:msg.page], msg.cursor)
-		v.next = msg.next
+		newest := v.pages.page == 0 && msg.page == 0 && v.table.Cursor() == 0
+		if !v.pages.land(msg.pageLoad, len(msg.runs)) {
+			return nil
+		}
 		v.runs = msg.runs
 		v.rebuild()
-		switch msg.hint {
-		case selectFirst:
+		v.pages.place(v.table, msg.hint)
+		if msg.hint == selectKeep && newest {
 			v.table.Top()
-		case selectKeep:
-			if newest {
-				v.table.Top()
-			}
-		case selectLast:
-			v.table.Bottom()
 		}
 	case tea.KeyPressMsg:
 		return v.key(msg)
@@ -181,24 +152,11 @@ func (v *runsView) Update(msg tea.Msg) tea.Cmd {
 
 func (v *runsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	k := v.c.Keys
-	switch moveKey(v.table, k, msg) {
-	case movePastBottom:
-		if v.next != "" {
-			return v.loadPage(v.pager.page+1, v.next, selectFirst)
-		}
-		return nil
-	case movePastTop:
-		if v.pager.page > 0 {
-			return v.loadPage(v.pager.page-1, v.pager.cursors[v.pager.page-1], selectLast)
-		}
-		return nil
-	case moveDone:
-		return nil
+	if cmd, ok := v.pages.moveKey(v.table, k, msg, v.loadPage); ok {
+		return cmd
 	}
 	switch {
-	case key.Matches(msg, k.Mark):
-		v.table.ToggleMark()
-		v.table.MoveDown(1)
+	case markKey(v.table, k, msg):
 	case key.Matches(msg, k.Enter):
 		if id := v.table.SelectedKey(); id != "" {
 			return drill(viewLogs, id)
@@ -210,24 +168,23 @@ func (v *runsView) key(msg tea.KeyPressMsg) tea.Cmd {
 }
 
 func (v *runsView) requestKill() tea.Cmd {
-	a := action{kind: actKill}
 	var ended []string
-	for _, id := range v.table.Targets() {
+	a := action{kind: actKill, targets: targetsOf(v.table, func(id string) (target, bool) {
 		i, ok := v.index[id]
 		if !ok {
-			continue
+			return target{}, false
 		}
 		r := v.runs[i]
 		if runEnded(r.State) {
 			ended = append(ended, fmt.Sprintf("run %s already ended (%s)", r.ID, r.State))
-			continue
+			return target{}, false
 		}
 		label := "run " + r.ID + " of job " + printable(r.Job)
 		if r.Executor != "" {
 			label += " on " + printable(r.Executor)
 		}
-		a.targets = append(a.targets, target{id: r.ID, label: label})
-	}
+		return target{id: r.ID, label: label}, true
+	})}
 	if len(a.targets) == 0 {
 		if len(ended) > 0 {
 			return flash(strings.Join(ended, "; ")+": nothing to kill", true)
@@ -247,7 +204,7 @@ func (v *runsView) rebuild() {
 	}
 	switch {
 	case v.filter != (runFilter{}):
-		v.table.Empty = fmt.Sprintf("no run matches %q (esc clears the filter)", v.filter.String())
+		v.table.Empty = noMatch("run", v.filter.String())
 	default:
 		v.table.Empty = "no runs yet"
 	}
@@ -291,7 +248,7 @@ func (v *runsView) applyRun(ev *api.RunEvent) bool {
 		v.table.SetRow(i, v.row(*r))
 		return changed
 	}
-	return v.pager.page == 0 && v.filter.mayMatch(ev)
+	return v.pages.page == 0 && v.filter.mayMatch(ev)
 }
 
 // tick redraws the rows: durations of running runs move with the clock.
@@ -307,29 +264,20 @@ func (v *runsView) View() string { return v.table.View() }
 
 func (v *runsView) info() string {
 	s := "runs"
-	if v.loaded {
+	if v.pages.loaded {
 		switch {
 		case len(v.runs) == 0:
 			s = "no runs"
-		case v.pager.page == 0:
+		case v.pages.page == 0:
 			s = fmt.Sprintf("newest %s · live", plural(int64(len(v.runs)), "run"))
 		default:
-			s = fmt.Sprintf("older runs, page %d (%d)", v.pager.page+1, len(v.runs))
+			s = fmt.Sprintf("older runs, page %d (%d)", v.pages.page+1, len(v.runs))
 		}
-		if v.next != "" {
+		if v.pages.next != "" {
 			s += " · more below"
 		}
 	}
-	if f := v.filter.String(); f != "" {
-		s += fmt.Sprintf(" · filter %q", f)
-	}
-	if m := len(v.table.Marked()); m > 0 {
-		s += fmt.Sprintf(" · %d marked", m)
-	}
-	if v.err != nil {
-		s += " · " + v.err.Error()
-	}
-	return s
+	return s + infoSuffix(v.filter.String(), v.table, v.pages.err)
 }
 
 func (v *runsView) filterText() string { return v.filter.String() }
@@ -340,8 +288,7 @@ func (v *runsView) filterHint() string {
 
 func (v *runsView) setFilter(s string) tea.Cmd {
 	v.filter = parseRunFilter(s)
-	v.pager.reset("")
-	v.next = ""
+	v.pages.reset("")
 	v.table.ClearMarks()
 	v.table.Top()
 	return v.load()

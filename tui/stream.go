@@ -57,6 +57,10 @@ type eventsMsg struct {
 // reconnectMsg asks to open the stream again after a backoff.
 type reconnectMsg struct{ gen int }
 
+// streamStableMsg says the stream of generation gen was opened
+// streamStableAfter ago: if it is still up, the backoff starts over.
+type streamStableMsg struct{ gen int }
+
 // errStreamClosed is the error of a stream that ended without one.
 var errStreamClosed = errors.New("event stream closed")
 
@@ -132,10 +136,12 @@ func backoff(n int) time.Duration {
 const (
 	// logChunk is the size of one read of a log stream.
 	logChunk = 32 << 10
-	// logBatchWindow and maxLogBatch bound one update of the logs, like
-	// eventBatchWindow.
+	// logBatchWindow is how long the dashboard waits after a batch of
+	// output before it takes the next, so that a run that writes fast
+	// costs a few updates and renders a second, not one per read.
 	logBatchWindow = 50 * time.Millisecond
-	maxLogBatch    = 1 << 20
+	// maxLogBatch bounds the output of one update.
+	maxLogBatch = 1 << 20
 )
 
 // logItem is a piece of output, or how the output ended: io.EOF when the
@@ -164,6 +170,10 @@ type logsDataMsg struct {
 	data []byte
 	err  error
 }
+
+// logsWaitMsg asks to take the next output of the log stream of
+// generation gen, logBatchWindow after the last.
+type logsWaitMsg struct{ gen int }
 
 // openLogsCmd opens the output of run id from offset on, following it.
 func openLogsCmd(ctx context.Context, c Client, id string, offset int64, gen int) tea.Cmd {
@@ -204,7 +214,9 @@ func openLogsCmd(ctx context.Context, c Client, id string, offset int64, gen int
 	}
 }
 
-// waitLogsCmd waits for more output of the log stream.
+// waitLogsCmd waits for more output of the log stream, and takes with it
+// whatever else already waits in ch. The logs view arms it again
+// logBatchWindow after each batch, through the backend's timer.
 func waitLogsCmd(gen int, ch <-chan logItem) tea.Cmd {
 	return func() tea.Msg {
 		it, ok := <-ch
@@ -215,8 +227,6 @@ func waitLogsCmd(gen int, ch <-chan logItem) tea.Cmd {
 			return logsDataMsg{gen: gen, err: it.err}
 		}
 		data := it.data
-		timer := time.NewTimer(logBatchWindow)
-		defer timer.Stop()
 		for len(data) < maxLogBatch {
 			select {
 			case it, ok := <-ch:
@@ -227,7 +237,7 @@ func waitLogsCmd(gen int, ch <-chan logItem) tea.Cmd {
 				if it.err != nil {
 					return logsDataMsg{gen: gen, data: data, err: it.err}
 				}
-			case <-timer.C:
+			default:
 				return logsDataMsg{gen: gen, data: data}
 			}
 		}
@@ -248,13 +258,15 @@ func (m *Model) applyEvents(evs []api.Event) []tea.Cmd {
 		case api.EventHello:
 			hello = true
 			wasConnected := m.connected
-			m.connected, m.attempts, m.streamErr = true, 0, nil
+			m.connected, m.streamErr = true, nil
 			if !wasConnected {
 				m.layout()
+				// The backoff starts over only once the stream stays up.
+				cmds = append(cmds, m.b.after(streamStableAfter, streamStableMsg{gen: m.gen}))
 			}
 			if ev.Status != nil {
 				m.version = ev.Status.Version
-				m.overview.setStatus(ev.Status)
+				m.overview.helloStatus(ev.Status)
 			}
 		case api.EventRun:
 			if ev.Run == nil {
@@ -274,7 +286,7 @@ func (m *Model) applyEvents(evs []api.Event) []tea.Cmd {
 			dirty[viewOverview] = true
 		case api.EventExecutor:
 			if ev.Executor != nil {
-				m.executors.apply(ev.Executor)
+				cmds = append(cmds, m.applyExecutor(ev.Executor))
 				dirty[viewOverview] = true
 			}
 		case api.EventMissed:
@@ -289,14 +301,15 @@ func (m *Model) applyEvents(evs []api.Event) []tea.Cmd {
 	if hello {
 		// A new stream: what is shown may have changed while there was
 		// none. Load the view shown now; the others when they are shown.
+		// A load already on its way is not doubled: the view is dirty,
+		// so it is loaded again, after the throttle, once that load
+		// lands. The logs stream only while shown: they too are loaded
+		// when shown.
 		for v := range m.loads {
 			m.loads[v].dirty = viewID(v) != viewOverview
 		}
-		if m.active != viewOverview {
+		if m.active != viewOverview && !m.loads[m.active].loading {
 			cmds = append(cmds, m.startLoad(m.active))
-		}
-		if cmd := m.logs.load(); cmd != nil && m.active != viewLogs {
-			cmds = append(cmds, cmd)
 		}
 	}
 	for v, d := range dirty {
@@ -305,6 +318,19 @@ func (m *Model) applyEvents(evs []api.Event) []tea.Cmd {
 		}
 	}
 	return cmds
+}
+
+// applyExecutor puts x, as an event or an action's answer carries it, in
+// the executors. A list asked for before x may land after it and put the
+// executor back as it was: that list is dropped, and the view loaded
+// again once it lands.
+func (m *Model) applyExecutor(x *api.Executor) tea.Cmd {
+	m.executors.apply(x)
+	if m.loads[viewExecutors].loading {
+		m.executors.seq++
+		return m.invalidate(viewExecutors)
+	}
+	return nil
 }
 
 // streamBroke notes that the event stream broke and schedules a

@@ -187,6 +187,9 @@ func (t *table) Marked() []string {
 	return keys
 }
 
+// Unmark unmarks the row with key.
+func (t *table) Unmark(key string) { delete(t.marked, key) }
+
 // ClearMarks unmarks every row.
 func (t *table) ClearMarks() { clear(t.marked) }
 

@@ -2,7 +2,6 @@ package tui
 
 import (
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -219,8 +218,10 @@ func TestJobs_Actions(t *testing.T) {
 			h.requireSize()
 			h.fc.called()
 			h.press("y")
+			want := strings.Split(c.call, ",")
 			calls := h.fc.called()
-			require.Equal(t, strings.Split(c.call, ","), calls[:len(strings.Split(c.call, ","))])
+			require.Len(t, calls, len(want), "calls: %q", calls)
+			require.Equal(t, want, calls)
 			h.requireScreen(c.done)
 			// The page is loaded again once the throttle ends.
 			h.fire(reloadTickMsg{})
@@ -316,6 +317,22 @@ func TestJobs_Events(t *testing.T) {
 
 	h.events(api.Event{Type: api.EventJob, Job: &api.JobEvent{Name: "flaky", Deleted: true}})
 	h.requireNotScreen("flaky")
+}
+
+// A run event that does not name its job (a run killed, lost or assigned)
+// may change the last state of any job shown: the page is loaded again.
+func TestJobs_EventWithoutJob(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	h.connect()
+	h.settle(h.m.command("jobs"))
+	h.fc.called()
+	h.fc.jobs[0].LastState = api.RunKilled
+	h.events(api.Event{Type: api.EventRun, Run: &api.RunEvent{ID: "7", State: api.RunKilled}})
+	require.Equal(t, 1, h.pending(reloadTickMsg{}))
+	h.fire(reloadTickMsg{})
+	require.Equal(t, []string{"JobList after= group= limit=200"}, h.fc.called())
+	h.requireScreen("▸  backup", "killed")
 }
 
 func TestRuns_View(t *testing.T) {
@@ -435,97 +452,6 @@ func TestRuns_Paging(t *testing.T) {
 	h.press("g", "k")
 	require.Equal(t, []string{"RunList job= state= before= limit=200"}, h.fc.called())
 	h.requireScreen("newest 200 runs · live", "▸  301")
-}
-
-func TestLogs_View(t *testing.T) {
-	t.Parallel()
-	for _, sz := range sizes {
-		t.Run(fmt.Sprintf("%dx%d", sz.w, sz.h), func(t *testing.T) {
-			t.Parallel()
-			h := newHarness(t, harnessOpts{width: sz.w, height: sz.h})
-			h.connect()
-			h.settle(h.m.command("logs"))
-			h.requireScreen("no run selected", ":logs RUN_ID")
-			h.settle(h.m.command("runs"))
-			h.press("enter")
-			h.requireScreen("<logs>", "run 7 · job backup · running on web-1 · complete",
-				"starting backup", "copying files", "— end of output —", "logs of run 7 · 2 lines · wrap on")
-			h.requireSize()
-		})
-	}
-}
-
-// The logs follow the output until the operator scrolls up; G follows
-// again. w toggles wrapping, / keeps matching lines.
-func TestLogs_Follow(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t, harnessOpts{width: 80, height: 20})
-	h.connect()
-	h.settle(h.m.command("runs"))
-	h.fc.called()
-	// Open the logs without running the stream: the test feeds it.
-	h.send(drillMsg{to: viewLogs, filter: "7"})
-	gen := h.m.logs.gen
-	ch := make(chan logItem)
-	h.send(logsOpenedMsg{gen: gen, id: "7", ch: ch, cancel: func() {}})
-	h.deliver(runLoadedMsg{id: "7", run: &h.fc.runs[0]})
-	h.requireScreen("waiting for output…", "FOLLOWING")
-
-	var b strings.Builder
-	for i := 1; i <= 100; i++ {
-		fmt.Fprintf(&b, "line %d\n", i)
-	}
-	h.send(logsDataMsg{gen: gen, data: []byte(b.String())})
-	h.requireScreen("line 100", "FOLLOWING", "100 lines")
-	h.requireNotScreen("line 50\n")
-
-	h.press("k", "k")
-	h.requireScreen("PAUSED — G follows", "line 98")
-	h.requireNotScreen("line 100")
-	h.send(logsDataMsg{gen: gen, data: []byte("line 101\n")})
-	h.requireNotScreen("line 101", "line 100")
-
-	h.press("G")
-	h.requireScreen("FOLLOWING", "line 101")
-
-	long := strings.Repeat("x", 100) + "END"
-	h.send(logsDataMsg{gen: gen, data: []byte(long + "\n")})
-	h.requireScreen("END", "wrap on")
-	h.press("w")
-	h.requireScreen("wrap off")
-	h.requireNotScreen("END")
-	h.press("l", "l", "l", "l", "l", "l", "l", "l", "l", "l", "l", "l")
-	h.requireScreen("END")
-
-	h.send(keyMsg("/"))
-	h.typeText("line 7")
-	h.press("enter")
-	h.press("w") // back to wrapping, which scrolls back left
-	h.requireScreen("line 70", "line 79", `filter "line 7"`)
-	h.requireNotScreen("line 80")
-
-	// The stream ends when the run does.
-	h.settle(h.send(logsDataMsg{gen: gen, err: io.EOF}))
-	h.requireScreen("complete")
-	h.requireSize()
-}
-
-// A log stream that breaks (jobd restarts) is opened again from where it
-// was.
-func TestLogs_Resume(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t, harnessOpts{})
-	h.connect()
-	h.send(drillMsg{to: viewLogs, filter: "7"})
-	gen := h.m.logs.gen
-	h.send(logsOpenedMsg{gen: gen, id: "7", ch: make(chan logItem), cancel: func() {}})
-	h.send(logsDataMsg{gen: gen, data: []byte("starting backup\n")})
-	h.send(logsDataMsg{gen: gen, err: io.ErrUnexpectedEOF})
-	h.requireScreen("output lost — reconnecting…")
-	h.fc.called()
-	h.fire(logsRetryMsg{})
-	require.Subset(t, h.fc.called(), []string{"RunLogs 7 offset=16 follow=true"})
-	h.requireScreen("starting backup", "copying files")
 }
 
 func TestMissed_View(t *testing.T) {
