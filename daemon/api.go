@@ -110,9 +110,12 @@ func (s *Server) handleJobList(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]api.Job, 0, len(rows))
 	names := make([]string, 0, len(rows))
+	ids := make([]int64, 0, len(rows))
 	for _, row := range rows {
 		names = append(names, row.Name)
+		ids = append(ids, row.ID)
 	}
+	armed := s.d.sched.NextArmed(ids)
 	last, err := s.d.store.RunLastStates(r.Context(), names)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -124,7 +127,7 @@ func (s *Server) handleJobList(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
-		out = append(out, s.apiJobWith(r.Context(), j, last[row.Name]))
+		out = append(out, s.apiJobWith(r.Context(), j, last[row.Name], nextFire(j, armed)))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -493,12 +496,16 @@ func (s *Server) apiJob(ctx context.Context, j *compiledJob) api.Job {
 	if m, err := s.d.store.RunLastStates(ctx, []string{j.row.Name}); err == nil {
 		last = m[j.row.Name]
 	}
-	return s.apiJobWith(ctx, j, last)
+	return s.apiJobWith(ctx, j, last, nextFire(j, s.d.sched.NextArmed([]int64{j.row.ID})))
 }
 
-// apiJobWith is apiJob with the newest run's state already known.
-func (s *Server) apiJobWith(ctx context.Context, j *compiledJob, lastState string) api.Job {
+// apiJobWith is apiJob with the newest run's state and the next fire
+// already known.
+func (s *Server) apiJobWith(ctx context.Context, j *compiledJob, lastState string, next time.Time) api.Job {
 	out := toAPIJob(j, lastState)
+	if !j.row.Paused {
+		out.NextFireAt = api.NewTime(next)
+	}
 	if out.Kind == api.KindScript {
 		if vs, err := s.d.store.ScriptList(ctx, j.row.ID); err == nil && len(vs) > 0 {
 			out.ScriptVersion = vs[0].Version
