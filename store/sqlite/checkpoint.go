@@ -21,10 +21,18 @@ import (
 // checkpoints run back to back until few frames are left to copy, and a
 // last one runs through the writer, between two transactions: it copies
 // only those, and the next transaction starts the WAL over.
+//
+// That last checkpoint holds every write, fires included, for as long as
+// its syncs take: measured at 6 ms at first and up to 65 ms after a
+// minute at 10,000 triggers/s on the development machine (growing with the
+// database, though it copies only 200 to 450 frames). So it runs rarely: at 10,000 triggers/s the WAL grows by about 75 MB/s, and a
+// restart every 128 MiB (a stall every 1.7 s) put 3% of the fires behind
+// one; every 512 MiB, under 1%. The cost is disk: the WAL file stays at up
+// to ~512 MiB once a burst made it so.
 
 const (
 	checkpointEvery  = 250 * time.Millisecond
-	walRestartFrames = 32768 // 128 MiB of 4 KiB pages
+	walRestartFrames = 131072 // 512 MiB of 4 KiB pages
 	// writerCopyFrames is about the most frames the checkpoint in the
 	// writer is left to copy.
 	writerCopyFrames = 256
