@@ -160,7 +160,7 @@ func (d *Dispatcher) Commit(job *compiledJob, ps []placement, runs []*store.Run)
 			continue
 		}
 		p.Exec.reserved--
-		if d.execs[p.Exec.id] != p.Exec {
+		if !d.deliverableLocked(p.Exec) {
 			requeue = append(requeue, r)
 			continue
 		}
@@ -170,6 +170,14 @@ func (d *Dispatcher) Commit(job *compiledJob, ps []placement, runs []*store.Run)
 	if len(requeue) > 0 {
 		d.requeue(context.Background(), requeue)
 	}
+}
+
+// deliverableLocked tells whether a run planned for e before a store
+// write may still be handed to it after the write: e is still registered
+// and was not drained, deregistered or lost meanwhile (a drain
+// acknowledged while the write was in flight must see no new run).
+func (d *Dispatcher) deliverableLocked(e *execEntry) bool {
+	return d.execs[e.id] == e && (e.state == api.ExecutorOnline || e.state == api.ExecutorQuarantined)
 }
 
 func (d *Dispatcher) deliverLocked(e *execEntry, r *store.Run, job *compiledJob) {
@@ -325,8 +333,8 @@ func (d *Dispatcher) Dispatch(ctx context.Context) {
 			Set: store.RunFields{ExecutorID: m.p.Exec.id, ExecutorName: m.p.Exec.name, AssignedAt: now}}
 	}
 	ok, err := d.store.RunsTransition(ctx, ts)
+	var back []*store.Run
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	for i, m := range moves {
 		m.p.Exec.reserved--
 		if err != nil {
@@ -338,16 +346,19 @@ func (d *Dispatcher) Dispatch(ctx context.Context) {
 		}
 		r := m.q.run
 		r.State, r.ExecutorID, r.ExecutorName, r.AssignedAt = api.RunAssigned, m.p.Exec.id, m.p.Exec.name, now
-		if d.execs[m.p.Exec.id] != m.p.Exec {
-			r.State = api.RunPending
-			d.queues[m.q.job.spec.Group] = append(d.queues[m.q.job.spec.Group], m.q)
+		if !d.deliverableLocked(m.p.Exec) {
+			// Stored as assigned to it: put back to pending in the store
+			// too, or no later transition from pending would apply.
+			back = append(back, r)
 			continue
 		}
 		d.deliverLocked(m.p.Exec, r, m.q.job)
 	}
+	d.mu.Unlock()
 	if err != nil {
 		d.log.Error("assign queued runs", "err", err)
 	}
+	d.requeue(ctx, back)
 }
 
 // preferOthers drops the executor avoid from cands when another candidate

@@ -247,3 +247,41 @@ func TestDispatcher_StopSaysBye(t *testing.T) {
 		t.Fatal("the open poll did not answer at shutdown")
 	}
 }
+
+// A drain acknowledged while a run planned for the executor is being
+// stored must still see no run reach it: the run goes elsewhere.
+func TestDispatcher_DrainDuringCommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	start := tm(t, "2026-05-01T12:00:00Z")
+	s, b := setup(t, start)
+	e1, e2 := b.twoExecutors(t, start)
+	job, err := s.CreateJob(ctx, api.JobSpec{Name: "j", Group: "g", Manual: true, Command: []string{"true"}})
+	require.NoError(t, err)
+
+	ps, ok := b.disp.Plan(job)
+	require.True(t, ok)
+	require.Len(t, ps, 1)
+	require.Equal(t, e1, ps[0].Exec.id, "planned for e1")
+
+	_, err = b.disp.Drain(ctx, e1, api.DrainRequest{})
+	require.NoError(t, err)
+
+	// The fire transaction stores the run assigned to e1, then commits.
+	run := &store.Run{JobID: job.row.ID, JobName: "j", Attempt: 1, State: api.RunAssigned, Origin: store.OriginManual,
+		ExecutorID: e1, ExecutorName: "e1", ScheduledAt: start, AssignedAt: start}
+	require.NoError(t, b.st.RunInsert(ctx, []*store.Run{run}))
+	b.disp.Commit(job, ps, []*store.Run{run})
+
+	poll, err := b.disp.Poll(ctx, e1, api.PollRequest{FreeSlots: 4})
+	require.NoError(t, err)
+	require.Empty(t, poll.Assignments, "nothing reaches a drained executor")
+	got, err := b.st.RunGet(ctx, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, api.RunAssigned, got.State)
+	require.Equal(t, e2, got.ExecutorID, "the run went to the other executor")
+	poll, err = b.disp.Poll(ctx, e2, api.PollRequest{FreeSlots: 4})
+	require.NoError(t, err)
+	require.Len(t, poll.Assignments, 1)
+	require.Equal(t, idStr(run.ID), poll.Assignments[0].RunID)
+}
