@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -36,6 +37,9 @@ const (
 	// writerCopyFrames is about the most frames the checkpoint in the
 	// writer is left to copy.
 	writerCopyFrames = 256
+	// stuckWarnEvery rate-limits the warning that the WAL is past
+	// walRestartFrames and cannot start over.
+	stuckWarnEvery = time.Minute
 )
 
 // checkpointer runs the passive checkpoints of a store.
@@ -45,10 +49,16 @@ type checkpointer struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
+
+	restartFrames int64               // walRestartFrames; tests lower it
+	now           func() time.Time    // time.Now; tests fake it
+	log           func() *slog.Logger // slog.Default; tests capture it
+	lastWarn      time.Time           // of the stuck-WAL warning
 }
 
 func newCheckpointer(s *Store, db *sql.DB) *checkpointer {
-	c := &checkpointer{s: s, db: db, stop: make(chan struct{})}
+	c := &checkpointer{s: s, db: db, stop: make(chan struct{}),
+		restartFrames: walRestartFrames, now: time.Now, log: slog.Default}
 	c.wg.Add(1)
 	go c.loop()
 	return c
@@ -70,24 +80,43 @@ func (c *checkpointer) loop() {
 			return
 		case <-t.C:
 		}
-		frames, left, err := checkpoint(context.Background(), c.db)
-		if err != nil {
-			slog.Debug("checkpoint", "path", c.s.path, "err", err)
-			continue
-		}
-		if frames < walRestartFrames {
-			continue
-		}
-		for i := 0; i < 8 && left > writerCopyFrames && err == nil; i++ {
-			_, left, err = checkpoint(context.Background(), c.db)
-		}
-		err = c.s.wr.doRaw(context.Background(), func(ctx context.Context, db *sql.DB) error {
-			_, _, err := checkpoint(ctx, db)
-			return err
-		})
-		if err != nil {
-			slog.Debug("checkpoint in the writer", "path", c.s.path, "err", err)
-		}
+		c.tick(context.Background())
+	}
+}
+
+// tick runs one round of checkpoints. A passive checkpoint failing now and
+// then is no news (logged at Debug); the WAL past restartFrames and still
+// not all copied after the checkpoint in the writer is: it cannot start
+// over and keeps growing (a reader holding an old snapshot, a failing
+// disk), which is logged at Warn, at most once per stuckWarnEvery.
+func (c *checkpointer) tick(ctx context.Context) {
+	frames, left, err := checkpoint(ctx, c.db)
+	if err != nil {
+		c.log().Debug("checkpoint", "path", c.s.path, "err", err)
+		return
+	}
+	if frames < c.restartFrames {
+		return
+	}
+	for i := 0; i < 8 && left > writerCopyFrames && err == nil; i++ {
+		_, left, err = checkpoint(ctx, c.db)
+	}
+	if err != nil {
+		c.log().Debug("checkpoint", "path", c.s.path, "err", err)
+	}
+	err = c.s.wr.doRaw(ctx, func(ctx context.Context, db *sql.DB) error {
+		var err error
+		frames, left, err = checkpoint(ctx, db)
+		return err
+	})
+	if (err == nil && left == 0) || errors.Is(err, ErrClosed) {
+		return
+	}
+	c.log().Debug("checkpoint in the writer", "path", c.s.path, "frames", frames, "left", left, "err", err)
+	if now := c.now(); c.lastWarn.IsZero() || now.Sub(c.lastWarn) >= stuckWarnEvery {
+		c.lastWarn = now
+		c.log().Warn("WAL is past its restart size and cannot start over; it keeps growing until a checkpoint copies all of it",
+			"path", c.s.path, "frames", frames, "left", left, "restart_frames", c.restartFrames, "err", err)
 	}
 }
 

@@ -22,9 +22,25 @@ const jobColsStored = "id, name, grp, spec, paused, next_fire_at, last_fire_at, 
 // lastFireSQL is a job's last fire time: jobs.last_fire_at is written
 // only now and then (see TriggersFire), so the scheduled time of a fired
 // trigger stored since counts too. The triggers scanned are those of the
-// job since its stored time, on triggers_key.
+// job from lastFireScanFrom on, on triggers_key.
 const lastFireSQL = `nullif(max(coalesce(jobs.last_fire_at, 0), coalesce((SELECT max(t.scheduled_at) FROM triggers t
-	WHERE t.job_id = jobs.id AND t.scheduled_at >= coalesce(jobs.last_fire_at, 0) AND t.state = 'fired'), 0)), 0)`
+	WHERE t.job_id = jobs.id AND t.scheduled_at >= ` + lastFireScanFrom + ` AND t.state = 'fired'), 0)), 0)`
+
+// lastFireScanFrom is where the scan for a job's last fire starts: its
+// stored last fire, or jobs.fire_scan_at when later. Every trigger of the
+// job scheduled before fire_scan_at was settled when the materialiser last
+// advanced the job (and, if fired, counted in last_fire_at), or settles
+// later and then writes last_fire_at itself (TriggersFire). Missed triggers
+// never move last_fire_at; fire_scan_at moving past them keeps a job whose
+// triggers all miss from scanning every one of them on each read and cursor
+// update (the scan covers what settled since the last cursor update).
+const lastFireScanFrom = `max(coalesce(jobs.last_fire_at, 0), coalesce(jobs.fire_scan_at, 0))`
+
+// fireScanSQL is the new fire_scan_at of a job when its cursor advances:
+// the scheduled time of its newest settled trigger from lastFireScanFrom
+// on, or the stored one if none.
+const fireScanSQL = `coalesce((SELECT max(t.scheduled_at) FROM triggers t
+	WHERE t.job_id = jobs.id AND t.scheduled_at >= ` + lastFireScanFrom + ` AND t.state != 'pending'), jobs.fire_scan_at)`
 
 // lastFireSlack is how far behind its newest fire a job's stored
 // last_fire_at may be before a fire writes it.
@@ -160,8 +176,11 @@ func (s *Store) JobUpdate(ctx context.Context, p store.JobUpdateParams) (*store.
 	in := p.Job
 	var out *store.Job
 	err := s.write(ctx, func(t *tx) error {
-		row, err := t.queryRow(`UPDATE jobs SET grp = ?, spec = ?, paused = ?, next_fire_at = ?, last_fire_at = ?, updated_at = ?
-WHERE id = ? RETURNING `+jobCols,
+		// A last fire set back drops fire_scan_at: the fires between it
+		// and the old one count again (see lastFireScanFrom).
+		row, err := t.queryRow(`UPDATE jobs SET grp = ?1, spec = ?2, paused = ?3, next_fire_at = ?4, last_fire_at = ?5, updated_at = ?6,
+	fire_scan_at = CASE WHEN coalesce(?5, 0) >= coalesce(last_fire_at, 0) THEN fire_scan_at END
+WHERE id = ?7 RETURNING `+jobCols,
 			in.Group, spec(in.Spec), boolInt(in.Paused), ms(in.NextFireAt), ms(in.LastFireAt),
 			ms(orNow(in.UpdatedAt, s.nowMS())), in.ID)
 		if err != nil {

@@ -97,8 +97,12 @@ func (s *Store) TriggersMaterialize(ctx context.Context, p store.MaterializePara
 		rejected := map[int64]bool{}
 		for _, a := range p.Advances {
 			// The job row is written anyway: last_fire_at catches up with
-			// the fires since (see lastFireSQL).
-			n, err := t.affected("UPDATE jobs SET next_fire_at = ?, last_fire_at = "+lastFireSQL+" WHERE id = ? AND next_fire_at IS ?",
+			// the fires since and fire_scan_at with the triggers settled
+			// since (see lastFireScanFrom), so the next scan covers only
+			// what settles from now on. SQLite evaluates both right-hand
+			// sides on the row as it was.
+			n, err := t.affected("UPDATE jobs SET next_fire_at = ?, last_fire_at = "+lastFireSQL+", fire_scan_at = "+fireScanSQL+
+				" WHERE id = ? AND next_fire_at IS ?",
 				ms(a.Next), a.JobID, ms(a.Expect))
 			if err != nil {
 				return fmt.Errorf("advance job %d: %w", a.JobID, err)
@@ -203,7 +207,11 @@ func (s *Store) TriggersFire(ctx context.Context, batch []*store.FireParams) ([]
 			return err
 		}
 		for jobID, at := range lastFire {
-			if _, err := t.exec("UPDATE jobs SET last_fire_at = ? WHERE id = ? AND (last_fire_at IS NULL OR last_fire_at < ?)",
+			// Written when it lags by more than lastFireSlack, and when
+			// the fire is newer than the stored one but before
+			// fire_scan_at, where reads do not look (see lastFireScanFrom).
+			if _, err := t.exec(`UPDATE jobs SET last_fire_at = ?1 WHERE id = ?2
+	AND (last_fire_at IS NULL OR last_fire_at < ?3 OR (last_fire_at < ?1 AND fire_scan_at > ?1))`,
 				ms(at), jobID, at.Add(-lastFireSlack).UnixMilli()); err != nil {
 				return fmt.Errorf("set last fire of job %d: %w", jobID, err)
 			}

@@ -46,6 +46,14 @@ type writer struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	closed sync.Once
+	// mu orders queueing against close: an op is sent on a channel only
+	// under the read lock with closing unset, and close sets closing under
+	// the write lock, so every op queued is on a channel before the stop
+	// and the writer's drain answers it.
+	mu      sync.RWMutex
+	closing bool
+	// queueHook, if set (tests only), runs as an op enters queue.
+	queueHook func()
 }
 
 func newWriter(s *Store) *writer {
@@ -57,7 +65,12 @@ func newWriter(s *Store) *writer {
 
 // close stops the writer after the ops already queued are done.
 func (w *writer) close() {
-	w.closed.Do(func() { close(w.stop) })
+	w.closed.Do(func() {
+		w.mu.Lock()
+		w.closing = true
+		close(w.stop)
+		w.mu.Unlock()
+	})
 	w.wg.Wait()
 }
 
@@ -78,18 +91,23 @@ func (w *writer) doRaw(ctx context.Context, fn func(context.Context, *sql.DB) er
 
 func (w *writer) queue(ch chan *writeOp, op *writeOp) error {
 	ctx := op.ctx
-	select {
-	case <-w.stop:
+	if w.queueHook != nil {
+		w.queueHook()
+	}
+	// The writer keeps taking ops until close holds mu, so a send blocked
+	// on a full channel here does not hold close up for long.
+	w.mu.RLock()
+	if w.closing {
+		w.mu.RUnlock()
 		return ErrClosed
-	default:
 	}
 	select {
 	case ch <- op:
 	case <-ctx.Done():
+		w.mu.RUnlock()
 		return ctx.Err()
-	case <-w.stop:
-		return ErrClosed
 	}
+	w.mu.RUnlock()
 	// Once queued the op runs (or fails) soon; its answer is awaited even
 	// if ctx ends meanwhile, so a caller never mistakes a committed write
 	// for a failed one.
@@ -193,7 +211,19 @@ func (w *writer) run(batch []*writeOp) {
 	}
 	t := &tx{ctx: ctx, s: w.s, tx: sqlTx, stmts: map[string]*sql.Stmt{}}
 	single := len(batch) == 1
+	// broken is set when the transaction can no longer be trusted: a
+	// savepoint could not be set, rolled back to or released, most likely
+	// because SQLite rolled the whole transaction back itself (SQLITE_FULL,
+	// SQLITE_IOERR, SQLITE_NOMEM...). A SAVEPOINT run after that would
+	// start a transaction of its own and its RELEASE commit it, so no
+	// further op runs: every op of the batch fails and the transaction, if
+	// any is left, is rolled back.
+	var broken error
 	for i, op := range batch {
+		if broken != nil {
+			errs[i] = broken
+			continue
+		}
 		if err := op.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
@@ -203,20 +233,28 @@ func (w *writer) run(batch []*writeOp) {
 			continue
 		}
 		if _, err := sqlTx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
-			errs[i] = fmt.Errorf("savepoint: %w", err)
+			broken = fmt.Errorf("savepoint: %w", mapErr(err))
+			errs[i] = broken
 			continue
 		}
 		if errs[i] = runOp(t, op.fn); errs[i] != nil {
 			if _, err := sqlTx.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
-				errs[i] = errors.Join(errs[i], fmt.Errorf("rollback to savepoint: %w", err))
+				broken = fmt.Errorf("batch aborted: rollback to savepoint: %w", mapErr(err))
+				errs[i] = errors.Join(errs[i], broken)
+				continue
 			}
 		}
 		if _, err := sqlTx.ExecContext(ctx, "RELEASE op"); err != nil {
-			errs[i] = errors.Join(errs[i], fmt.Errorf("release savepoint: %w", err))
+			broken = fmt.Errorf("batch aborted: release savepoint: %w", mapErr(err))
+			errs[i] = errors.Join(errs[i], broken)
 		}
 	}
 	var commitErr error
-	if single && errs[0] != nil {
+	if broken != nil {
+		// The ops before the failure lose their writes too.
+		_ = sqlTx.Rollback()
+		commitErr = broken
+	} else if single && errs[0] != nil {
 		_ = sqlTx.Rollback()
 	} else if err := sqlTx.Commit(); err != nil {
 		commitErr = fmt.Errorf("commit: %w", mapErr(err))
