@@ -192,6 +192,15 @@ const (
 	RunSkipped   = "skipped"
 )
 
+// RunEnded reports whether state is final: a run in it changes no more.
+func RunEnded(state string) bool {
+	switch state {
+	case RunSucceeded, RunFailed, RunTimedOut, RunKilled, RunLost, RunSkipped:
+		return true
+	}
+	return false
+}
+
 // RunStates lists every run state.
 var RunStates = []string{
 	RunPending, RunAssigned, RunRunning, RunSucceeded, RunFailed,
@@ -325,6 +334,24 @@ type Executor struct {
 	RegisteredAt Time              `json:"registered_at" yaml:"registered_at"`
 	// Drain is set while the executor drains.
 	Drain *DrainProgress `json:"drain,omitempty" yaml:"drain,omitempty"`
+}
+
+// RunsLeft is how many runs the executor still has: its drain's count
+// while it drains, else the runs it is running.
+func (x Executor) RunsLeft() int {
+	if x.Drain != nil {
+		return x.Drain.RunsLeft
+	}
+	return x.Running
+}
+
+// StateText is the executor's state as people read it: "draining (3
+// left)" while it drains.
+func (x Executor) StateText() string {
+	if x.State == ExecutorDraining && x.Drain != nil {
+		return fmt.Sprintf("%s (%d left)", x.State, x.Drain.RunsLeft)
+	}
+	return x.State
 }
 
 // DrainRequest is the body of POST /api/v1/executors/{id}/drain (admin) and

@@ -418,7 +418,7 @@ func (d *Daemon) reports(ctx context.Context, batch api.ReportBatch) (api.Report
 		if !r.Applied && !r.Duplicate && ps[k].Transition != nil {
 			d.log.Debug("report did not match the run's state", LogKeyRun, ps[k].RunID, "seq", ps[k].Seq, "to", ps[k].Transition.To)
 		}
-		if r.Run != nil && isFinal(r.Run.State) {
+		if r.Run != nil && api.RunEnded(r.Run.State) {
 			ended = append(ended, r.Run)
 		}
 	}
@@ -430,13 +430,4 @@ func (d *Daemon) reports(ctx context.Context, batch api.ReportBatch) (api.Report
 		d.sched.RunsEnded(ctx, ended)
 	}
 	return out, errs, nil
-}
-
-// isFinal reports whether a run state is terminal.
-func isFinal(state string) bool {
-	switch state {
-	case api.RunSucceeded, api.RunFailed, api.RunTimedOut, api.RunKilled, api.RunLost, api.RunSkipped:
-		return true
-	}
-	return false
 }

@@ -301,7 +301,7 @@ func (s *Scheduler) KillRun(ctx context.Context, id int64) (*store.Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("run %d: %w", id, err)
 	}
-	if isFinal(r.State) {
+	if api.RunEnded(r.State) {
 		return nil, &conflictError{msg: fmt.Sprintf("run %d already ended (%s)", id, r.State)}
 	}
 	s.mu.Lock()

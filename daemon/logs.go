@@ -73,7 +73,7 @@ func (s *Server) handleRunLogs(w http.ResponseWriter, r *http.Request) {
 				flusher.Flush()
 			}
 		}
-		if !follow || isFinal(state) {
+		if !follow || api.RunEnded(state) {
 			return
 		}
 		select {

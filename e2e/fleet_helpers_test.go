@@ -20,15 +20,6 @@ import (
 // Helpers of the fleet tests (routing, failure detection, quarantine,
 // retries, kills, tokens, spool).
 
-// runEnded reports whether a run in state is over.
-func runEnded(state string) bool {
-	switch state {
-	case api.RunSucceeded, api.RunFailed, api.RunTimedOut, api.RunKilled, api.RunLost, api.RunSkipped:
-		return true
-	}
-	return false
-}
-
 // trigger fires job now (jobctl job trigger) and returns the ids of the
 // runs it created.
 func (d *Jobd) trigger(job string, args ...string) []string {
@@ -67,14 +58,14 @@ func (d *Jobd) waitRun(id string, timeout time.Duration, what string, cond func(
 // waitEnded waits until run id is over and returns it.
 func (d *Jobd) waitEnded(id string, timeout time.Duration) api.Run {
 	d.t.Helper()
-	return d.waitRun(id, timeout, "ended", func(r api.Run) bool { return runEnded(r.State) })
+	return d.waitRun(id, timeout, "ended", func(r api.Run) bool { return api.RunEnded(r.State) })
 }
 
 // waitRunning waits until run id runs and returns it.
 func (d *Jobd) waitRunning(id string, timeout time.Duration) api.Run {
 	d.t.Helper()
 	return d.waitRun(id, timeout, "running", func(r api.Run) bool {
-		if runEnded(r.State) {
+		if api.RunEnded(r.State) {
 			d.t.Fatalf("run %s ended %s (%s) while waiting for it to run", id, r.State, r.Error)
 		}
 		return r.State == api.RunRunning

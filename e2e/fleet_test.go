@@ -289,7 +289,7 @@ func TestRetriesWithBackoff(t *testing.T) {
 			return false
 		}
 		for _, r := range rs {
-			if !runEnded(r.State) {
+			if !api.RunEnded(r.State) {
 				return false
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/jobd/jobd/api"
+	"github.com/jobd/jobd/internal/textfmt"
 )
 
 // drainOnTimeout are the values of drain --on-timeout.
@@ -149,7 +150,7 @@ func waitDrain(opts *executorDrainOptions, e *api.Executor) error {
 				return end(nil)
 			}
 			prog.finish()
-			return p.linef("%s is drained (waited %s)", name, humanDuration(now.Sub(start)))
+			return p.linef("%s is drained (waited %s)", name, textfmt.Duration(now.Sub(start)))
 		case api.ExecutorDraining, api.ExecutorSuspect:
 			if !deadline.IsZero() && now.After(deadline.Add(opts.TimeoutGrace)) {
 				then := "its runs left were not handed back"
@@ -157,10 +158,10 @@ func waitDrain(opts *executorDrainOptions, e *api.Executor) error {
 					then = "its runs left may still finish"
 				}
 				return end(fmt.Errorf("the drain of %s timed out at %s with %s left; it is still %s and %s",
-					name, p.time(api.NewTime(deadline)), runsText(runsLeft(e)), e.State, then))
+					name, p.time(api.NewTime(deadline)), runsText(e.RunsLeft()), e.State, then))
 			}
 		case api.ExecutorOffline:
-			return end(fmt.Errorf("%s went offline with %s left before it drained", name, runsText(runsLeft(e))))
+			return end(fmt.Errorf("%s went offline with %s left before it drained", name, runsText(e.RunsLeft())))
 		case api.ExecutorOnline:
 			return end(fmt.Errorf("%s is online again: its drain was undone", name))
 		default:
@@ -206,7 +207,7 @@ func waitDrain(opts *executorDrainOptions, e *api.Executor) error {
 // wrap context.Canceled: the message says what goes on.
 func stoppedWaiting(prog *drainProgressWriter, e *api.Executor) error {
 	prog.finish()
-	return fmt.Errorf("stopped waiting; the drain goes on (executor %s: %s left)", printable(e.Name), runsText(runsLeft(e)))
+	return fmt.Errorf("stopped waiting; the drain goes on (executor %s: %s left)", printable(e.Name), runsText(e.RunsLeft()))
 }
 
 // drainDeadline is when the drain of e times out: the deadline jobd
@@ -226,15 +227,7 @@ func drainStartText(e *api.Executor) string {
 	if e.State == api.ExecutorDrained {
 		return fmt.Sprintf("executor %s (%s) is drained", printable(e.Name), e.ID)
 	}
-	return fmt.Sprintf("draining executor %s (%s): %s left", printable(e.Name), e.ID, runsText(runsLeft(e)))
-}
-
-// runsLeft is how many runs the draining executor e still has.
-func runsLeft(e *api.Executor) int {
-	if e.Drain != nil {
-		return e.Drain.RunsLeft
-	}
-	return e.Running
+	return fmt.Sprintf("draining executor %s (%s): %s left", printable(e.Name), e.ID, runsText(e.RunsLeft()))
 }
 
 func runsText(n int) string {
@@ -253,7 +246,7 @@ type drainProgressWriter struct {
 	open bool   // a line is shown on the terminal, not ended
 }
 
-func progressKey(e *api.Executor) string { return fmt.Sprintf("%s/%d", e.State, runsLeft(e)) }
+func progressKey(e *api.Executor) string { return fmt.Sprintf("%s/%d", e.State, e.RunsLeft()) }
 
 // start writes the first line, as drain without --wait does.
 func (d *drainProgressWriter) start(e *api.Executor) {
@@ -268,12 +261,12 @@ func (d *drainProgressWriter) show(e *api.Executor, now, deadline time.Time) {
 		return
 	}
 	d.last = key
-	line := fmt.Sprintf("draining %s: %s left", printable(e.Name), runsText(runsLeft(e)))
+	line := fmt.Sprintf("draining %s: %s left", printable(e.Name), runsText(e.RunsLeft()))
 	if !deadline.IsZero() {
 		if left := deadline.Sub(now); left >= 0 {
-			line += ", " + humanDuration(left.Round(time.Second)) + " left"
+			line += ", " + textfmt.Duration(left.Round(time.Second)) + " left"
 		} else {
-			line += ", timeout passed " + humanDuration((-left).Round(time.Second)) + " ago"
+			line += ", timeout passed " + textfmt.Duration((-left).Round(time.Second)) + " ago"
 		}
 	}
 	if e.State == api.ExecutorSuspect {

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/jobd/jobd/api"
+	"github.com/jobd/jobd/internal/textfmt"
 )
 
 func newCmdExecutor(f *Factory) *cobra.Command {
@@ -60,10 +61,10 @@ func runExecutorList(opts *executorListOptions) error {
 	}
 	rows := make([][]cell, 0, len(execs))
 	for _, e := range execs {
-		row := []cell{{text: e.ID}, {text: e.Name}, {text: e.Group}, colored(executorStateText(e), stateColor(e.State)),
+		row := []cell{{text: e.ID}, {text: e.Name}, {text: e.Group}, colored(e.StateText(), stateColor(e.State)),
 			{text: p.ago(e.StateSince)}, {text: fmt.Sprintf("%d/%d", e.Running, e.Slots)}, {text: p.ago(e.LastSeen)}}
 		if p.wide() {
-			row = append(row, cells(orDash(e.Host), orDash(e.Version), p.time(e.RegisteredAt), joinMap(e.Labels))...)
+			row = append(row, cells(textfmt.OrDash(e.Host), textfmt.OrDash(e.Version), p.time(e.RegisteredAt), textfmt.Map(e.Labels))...)
 		}
 		rows = append(rows, row)
 	}
@@ -106,8 +107,8 @@ func runExecutorGet(opts *executorGetOptions) error {
 		{"ID", e.ID},
 		{"Name", e.Name},
 		{"Group", e.Group},
-		{"Host", orDash(e.Host)},
-		{"Version", orDash(e.Version)},
+		{"Host", textfmt.OrDash(e.Host)},
+		{"Version", textfmt.OrDash(e.Version)},
 		{"State", e.State + " since " + p.time(e.StateSince)},
 	}
 	if d := e.Drain; d != nil {
@@ -117,20 +118,11 @@ func runExecutorGet(opts *executorGetOptions) error {
 	}
 	pairs = append(pairs,
 		[2]string{"Running", fmt.Sprintf("%d of %d slots", e.Running, e.Slots)},
-		[2]string{"Labels", joinMap(e.Labels)},
+		[2]string{"Labels", textfmt.Map(e.Labels)},
 		[2]string{"Last seen", p.timeRel(e.LastSeen)},
 		[2]string{"Registered", p.time(e.RegisteredAt)},
 	)
 	return p.kv(pairs)
-}
-
-// executorStateText is the STATE cell of an executor: its state, with the
-// runs left while it drains ("draining (3 left)").
-func executorStateText(e api.Executor) string {
-	if e.State == api.ExecutorDraining && e.Drain != nil {
-		return fmt.Sprintf("%s (%d left)", e.State, e.Drain.RunsLeft)
-	}
-	return e.State
 }
 
 // drainDeadlineText says when a drain times out and what happens then.
@@ -171,7 +163,7 @@ func (f *Factory) completeExecutorIDs(cmd *cobra.Command, toComplete string, kee
 	var out []string
 	for _, e := range execs {
 		if strings.HasPrefix(e.ID, toComplete) && (keep == nil || keep(e)) {
-			out = append(out, cobra.CompletionWithDesc(e.ID, e.Name+" ("+e.Group+", "+executorStateText(e)+")"))
+			out = append(out, cobra.CompletionWithDesc(e.ID, e.Name+" ("+e.Group+", "+e.StateText()+")"))
 		}
 	}
 	return out

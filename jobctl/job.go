@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/jobd/jobd/api"
+	"github.com/jobd/jobd/internal/textfmt"
 )
 
 func newCmdJob(f *Factory) *cobra.Command {
@@ -115,9 +116,9 @@ func runJobList(opts *jobListOptions) error {
 		row := []cell{{text: j.Name}, {text: j.Group}, {text: p.schedule(j)}, paused,
 			{text: p.time(j.NextFireAt)}, {text: p.time(j.LastFireAt)}}
 		if p.wide() {
-			row = append(row, colored(orDash(j.LastState), stateColor(j.LastState)))
-			row = append(row, cells(orDash(kindOf(j)), orDash(j.TZ), orDash(j.Misfire),
-				orDash(j.Overlap), orDash(j.Route), joinMap(j.Labels))...)
+			row = append(row, colored(textfmt.OrDash(j.LastState), stateColor(j.LastState)))
+			row = append(row, cells(textfmt.OrDash(kindOf(j)), textfmt.OrDash(j.TZ), textfmt.OrDash(j.Misfire),
+				textfmt.OrDash(j.Overlap), textfmt.OrDash(j.Route), textfmt.Map(j.Labels))...)
 		}
 		rows = append(rows, row)
 	}
@@ -139,7 +140,7 @@ func (p *printer) schedule(j api.Job) string {
 	case s.Manual:
 		return "manual"
 	}
-	return orDash(j.Schedule)
+	return textfmt.OrDash(j.Schedule)
 }
 
 // kindOf is the job kind, from the server or from the spec.
@@ -173,7 +174,7 @@ func payload(s api.JobSpec) string {
 		}
 		return "command " + strings.Join(quoted, " ")
 	case s.Script != "":
-		return fmt.Sprintf("script (%s, %d lines)", orDash(s.Interpreter), strings.Count(strings.TrimRight(s.Script, "\n"), "\n")+1)
+		return fmt.Sprintf("script (%s, %d lines)", textfmt.OrDash(s.Interpreter), strings.Count(strings.TrimRight(s.Script, "\n"), "\n")+1)
 	case s.HTTP != nil:
 		return "http " + first(s.HTTP.Method, "GET") + " " + s.HTTP.URL
 	case s.Handler != "":
@@ -230,23 +231,23 @@ func runJobGet(opts *jobGetOptions) error {
 		pairs = append(pairs, [2]string{"Anchor", p.time(*j.Anchor)})
 	}
 	pairs = append(pairs,
-		[2]string{"Timezone", orDash(j.TZ)},
+		[2]string{"Timezone", textfmt.OrDash(j.TZ)},
 		[2]string{"Runs", payload(j.JobSpec)},
 	)
 	if kindOf(*j) == api.KindScript && j.ScriptVersion > 0 {
 		pairs = append(pairs, [2]string{"Script version", fmt.Sprintf("%d (see 'jobctl job script %s --list')", j.ScriptVersion, j.Name)})
 	}
 	pairs = append(pairs,
-		[2]string{"Params", joinMap(j.Params)},
-		[2]string{"Labels", joinMap(j.Labels)},
+		[2]string{"Params", textfmt.Map(j.Params)},
+		[2]string{"Labels", textfmt.Map(j.Labels)},
 		[2]string{"Paused", yesNo(j.Paused)},
 		[2]string{"Next fire", p.timeRel(j.NextFireAt)},
 		[2]string{"Last fire", p.timeRel(j.LastFireAt)},
-		[2]string{"Last state", orDash(j.LastState)},
+		[2]string{"Last state", textfmt.OrDash(j.LastState)},
 		[2]string{"Misfire", fmt.Sprintf("%s (threshold %s, max catch-up %d, record missed %s)",
-			orDash(j.Misfire), durationOrDash(j.MisfireThreshold), j.MaxCatchUp, yesNo(j.RecordMissed))},
-		[2]string{"Overlap", orDash(j.Overlap)},
-		[2]string{"Route", orDash(j.Route) + selectorSuffix(j.Selector)},
+			textfmt.OrDash(j.Misfire), durationOrDash(j.MisfireThreshold), j.MaxCatchUp, yesNo(j.RecordMissed))},
+		[2]string{"Overlap", textfmt.OrDash(j.Overlap)},
+		[2]string{"Route", textfmt.OrDash(j.Route) + selectorSuffix(j.Selector)},
 		[2]string{"Retries", retriesText(j.JobSpec)},
 		[2]string{"Timeout", durationOrDash(j.Timeout)},
 		[2]string{"Created", p.time(j.CreatedAt)},
@@ -279,7 +280,7 @@ func selectorSuffix(sel map[string]string) string {
 	if len(sel) == 0 {
 		return ""
 	}
-	return " where " + joinMap(sel)
+	return " where " + textfmt.Map(sel)
 }
 
 type jobNameOptions struct {

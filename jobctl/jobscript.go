@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/jobd/jobd/api"
+	"github.com/jobd/jobd/internal/textfmt"
 )
 
 type jobScriptOptions struct {
@@ -123,7 +124,7 @@ func runJobScriptList(opts *jobScriptOptions) error {
 		if !p.wide() && len(sum) > 12 {
 			sum = sum[:12]
 		}
-		rows = append(rows, cells(strconv.Itoa(v.Version), p.time(v.CreatedAt), humanBytes(v.Size), orDash(sum)))
+		rows = append(rows, cells(strconv.Itoa(v.Version), p.time(v.CreatedAt), humanBytes(v.Size), textfmt.OrDash(sum)))
 	}
 	return p.table(header, rows)
 }

@@ -81,15 +81,6 @@ or redirected, the output is copied byte for byte. -o does not apply.`,
 	return cmd
 }
 
-// runEnded reports whether state is one a run ends in.
-func runEnded(state string) bool {
-	switch state {
-	case api.RunSucceeded, api.RunFailed, api.RunTimedOut, api.RunKilled, api.RunLost, api.RunSkipped:
-		return true
-	}
-	return false
-}
-
 // transient reports whether err may pass if the request is sent again:
 // jobd unreachable or gone mid-answer, or a server-side error; not an
 // answer that rejects the request itself (404, 403, 400...).
@@ -178,7 +169,7 @@ func runLogs(opts *logsOptions) error {
 				return out.finish(ios)
 			}
 			switch {
-			case err == nil && runEnded(r.State):
+			case err == nil && api.RunEnded(r.State):
 				if err := out.finish(ios); err != nil {
 					return err
 				}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/jobd/jobd/api"
+	"github.com/jobd/jobd/internal/textfmt"
 )
 
 func newCmdMissed(f *Factory) *cobra.Command {
@@ -72,9 +73,9 @@ func runMissedList(opts *missedListOptions) error {
 	}
 	rows := make([][]cell, 0, len(missed))
 	for _, m := range missed {
-		row := cells(m.Job, p.time(m.From), p.time(m.To), strconv.FormatInt(m.Count, 10), orDash(m.Reason))
+		row := cells(m.Job, p.time(m.From), p.time(m.To), strconv.FormatInt(m.Count, 10), textfmt.OrDash(m.Reason))
 		if p.wide() {
-			row = append(row, cells(orDash(m.ID), p.time(m.RecordedAt))...)
+			row = append(row, cells(textfmt.OrDash(m.ID), p.time(m.RecordedAt))...)
 		}
 		rows = append(rows, row)
 	}

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -13,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/jobd/jobd/api"
+	"github.com/jobd/jobd/internal/textfmt"
 )
 
 // ANSI colours used in tables.
@@ -159,9 +158,9 @@ func (p *printer) timeRel(t api.Time) string {
 		return "-"
 	}
 	d := t.Sub(p.now)
-	rel := "in " + humanDuration(d)
+	rel := "in " + textfmt.Duration(d)
 	if d < 0 {
-		rel = humanDuration(-d) + " ago"
+		rel = textfmt.Duration(-d) + " ago"
 	}
 	return p.time(t) + " (" + rel + ")"
 }
@@ -177,26 +176,9 @@ func (p *printer) ago(t api.Time) string {
 	case d > -time.Second && d < time.Second:
 		return "just now"
 	case d > 0:
-		return humanDuration(d) + " ago"
+		return textfmt.Duration(d) + " ago"
 	default:
-		return "in " + humanDuration(-d)
-	}
-}
-
-// humanDuration formats d compactly: 350ms, 12.3s, 4m5s, 3h2m, 2d4h.
-func humanDuration(d time.Duration) string {
-	switch {
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	case d < time.Minute:
-		return d.Round(100 * time.Millisecond).String()
-	case d < time.Hour:
-		return d.Round(time.Second).String()
-	case d < 48*time.Hour:
-		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
-	default:
-		days := d / (24 * time.Hour)
-		return fmt.Sprintf("%dd%dh", days, (d-days*24*time.Hour)/time.Hour)
+		return "in " + textfmt.Duration(-d)
 	}
 }
 
@@ -206,17 +188,10 @@ func (p *printer) runDuration(r api.Run) string {
 	case r.StartedAt.IsZero():
 		return "-"
 	case r.FinishedAt.IsZero():
-		return humanDuration(p.now.Sub(r.StartedAt.Time)) + "+"
+		return textfmt.Duration(p.now.Sub(r.StartedAt.Time)) + "+"
 	default:
-		return humanDuration(r.FinishedAt.Sub(r.StartedAt.Time))
+		return textfmt.Duration(r.FinishedAt.Sub(r.StartedAt.Time))
 	}
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func yesNo(b bool) string {
@@ -224,18 +199,6 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
-}
-
-// joinMap formats a map as sorted k=v pairs, or "-".
-func joinMap(m map[string]string) string {
-	if len(m) == 0 {
-		return "-"
-	}
-	parts := make([]string, 0, len(m))
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, k+"="+m[k])
-	}
-	return strings.Join(parts, ",")
 }
 
 func stateColor(state string) string {

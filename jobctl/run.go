@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/jobd/jobd/api"
+	"github.com/jobd/jobd/internal/textfmt"
 )
 
 func newCmdRun(f *Factory) *cobra.Command {
@@ -73,11 +74,11 @@ func runRunList(opts *runListOptions) error {
 	rows := make([][]cell, 0, len(runs))
 	for _, r := range runs {
 		row := []cell{{text: r.ID}, {text: r.Job}, colored(r.State, stateColor(r.State)),
-			{text: strconv.Itoa(r.Attempt)}, {text: orDash(r.Executor)}, {text: p.time(r.ScheduledAt)},
+			{text: strconv.Itoa(r.Attempt)}, {text: textfmt.OrDash(r.Executor)}, {text: p.time(r.ScheduledAt)},
 			{text: p.runDuration(r)}, {text: exitCodeText(r.ExitCode)}}
 		if p.wide() {
-			row = append(row, cells(orDash(r.TriggerID), orDash(r.Origin), p.time(r.StartedAt), p.time(r.FinishedAt),
-				orDash(r.ExecutorID), shardText(r), yesNo(r.Replay), orDash(printable(oneLine(r.Error, 60))))...)
+			row = append(row, cells(textfmt.OrDash(r.TriggerID), textfmt.OrDash(r.Origin), p.time(r.StartedAt), p.time(r.FinishedAt),
+				textfmt.OrDash(r.ExecutorID), shardText(r), yesNo(r.Replay), textfmt.OrDash(printable(oneLine(r.Error, 60))))...)
 		}
 		rows = append(rows, row)
 	}
@@ -141,11 +142,11 @@ func runRunGet(opts *runGetOptions) error {
 	if p.structured() {
 		return p.encode(r)
 	}
-	executor := orDash(r.Executor)
+	executor := textfmt.OrDash(r.Executor)
 	if r.ExecutorID != "" {
 		executor += " (" + r.ExecutorID + ")"
 	}
-	origin := orDash(r.Origin)
+	origin := textfmt.OrDash(r.Origin)
 	if r.Replay && r.Origin != api.OriginReplay {
 		origin += " (replay)"
 	}
@@ -154,7 +155,7 @@ func runRunGet(opts *runGetOptions) error {
 		{"Job", r.Job},
 		{"State", r.State},
 		{"Origin", origin},
-		{"Trigger", orDash(r.TriggerID)},
+		{"Trigger", textfmt.OrDash(r.TriggerID)},
 		{"Attempt", strconv.Itoa(r.Attempt)},
 		{"Shard", shardText(*r)},
 		{"Executor", executor},
@@ -221,7 +222,7 @@ func runRunKill(opts *runKillOptions) error {
 	switch {
 	case r.State == api.RunKilled:
 		return p.linef("killed run %s", r.ID)
-	case runEnded(r.State):
+	case api.RunEnded(r.State):
 		return p.linef("run %s ended %s%s", r.ID, r.State, endDetail(r))
 	default:
 		return p.linef("asked executor to kill run %s", r.ID)

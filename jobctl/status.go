@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/jobd/jobd/api"
+	"github.com/jobd/jobd/internal/textfmt"
 )
 
 type statusOptions struct {
@@ -49,15 +50,15 @@ func runStatus(opts *statusOptions) error {
 	}
 	up := "-"
 	if !s.StartedAt.IsZero() {
-		up = humanDuration(p.now.Sub(s.StartedAt.Time)) + " (since " + p.time(s.StartedAt) + ")"
+		up = textfmt.Duration(p.now.Sub(s.StartedAt.Time)) + " (since " + p.time(s.StartedAt) + ")"
 	}
 	pairs := [][2]string{
-		{"Version", orDash(s.Version)},
+		{"Version", textfmt.OrDash(s.Version)},
 		{"Role", role},
 		{"Up", up},
-		{"Store", orDash(s.Store)},
-		{"Socket", orDash(s.Socket)},
-		{"Listen", orDash(s.Listen)},
+		{"Store", textfmt.OrDash(s.Store)},
+		{"Socket", textfmt.OrDash(s.Socket)},
+		{"Listen", textfmt.OrDash(s.Listen)},
 		{"Jobs", fmt.Sprintf("%d (%d paused)", s.Jobs, s.JobsPaused)},
 		{"Executors", countsInt(s.Executors)},
 		{"Runs", countsInt64(s.Runs)},

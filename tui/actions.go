@@ -301,7 +301,7 @@ func doneText(a action, res actionDoneMsg, fired int64, runIDs []string) string 
 	case actDrain:
 		s = "draining " + what
 		if len(res.execs) == 1 {
-			s += fmt.Sprintf(": %s left", plural(int64(runsLeft(res.execs[0])), "run"))
+			s += fmt.Sprintf(": %s left", plural(int64(res.execs[0].RunsLeft()), "run"))
 		}
 	case actUndrain:
 		s = "undrained " + what
@@ -332,14 +332,6 @@ func doneText(a action, res actionDoneMsg, fired int64, runIDs []string) string 
 		s += fmt.Sprintf(" (%d failed: %s)", len(res.errs), strings.Join(res.errs, "; "))
 	}
 	return s
-}
-
-// runsLeft is how many runs the draining executor x still has.
-func runsLeft(x api.Executor) int {
-	if x.Drain != nil {
-		return x.Drain.RunsLeft
-	}
-	return x.Running
 }
 
 // confirmView renders the confirmation of a, width cells wide at most.

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/jobd/jobd/api"
+	"github.com/jobd/jobd/internal/textfmt"
 )
 
 // Client is what the dashboard asks of jobd. *api.Client implements it;
@@ -150,30 +149,13 @@ func oneLine(s string, n int) string {
 	return s
 }
 
-// humanDuration formats d compactly: 350ms, 12.3s, 4m5s, 3h2m, 2d4h.
-func humanDuration(d time.Duration) string {
-	switch {
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	case d < time.Minute:
-		return d.Round(100 * time.Millisecond).String()
-	case d < time.Hour:
-		return d.Round(time.Second).String()
-	case d < 48*time.Hour:
-		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
-	default:
-		days := d / (24 * time.Hour)
-		return fmt.Sprintf("%dd%dh", days, (d-days*24*time.Hour)/time.Hour)
-	}
-}
-
 // shortDuration is humanDuration to the second, for texts that change
 // every second.
 func shortDuration(d time.Duration) string {
 	if d < time.Minute {
 		return fmt.Sprintf("%ds", int(d.Round(time.Second)/time.Second))
 	}
-	return humanDuration(d)
+	return textfmt.Duration(d)
 }
 
 // ago formats t relative to now: "3s ago", "in 5m0s", "now", or "-".
@@ -217,29 +199,13 @@ func (c *Common) runDuration(r api.Run) string {
 	switch {
 	case r.StartedAt.IsZero():
 		return "-"
-	case r.FinishedAt.IsZero() && runEnded(r.State):
+	case r.FinishedAt.IsZero() && api.RunEnded(r.State):
 		return "…" // ended: the event said so, the reload will tell when
 	case r.FinishedAt.IsZero():
-		return humanDuration(max(c.Now.Sub(r.StartedAt.Time), 0)) + "+"
+		return textfmt.Duration(max(c.Now.Sub(r.StartedAt.Time), 0)) + "+"
 	default:
-		return humanDuration(r.FinishedAt.Sub(r.StartedAt.Time))
+		return textfmt.Duration(r.FinishedAt.Sub(r.StartedAt.Time))
 	}
-}
-
-// runEnded reports whether state is one a run ends in.
-func runEnded(state string) bool {
-	switch state {
-	case api.RunSucceeded, api.RunFailed, api.RunTimedOut, api.RunKilled, api.RunLost, api.RunSkipped:
-		return true
-	}
-	return false
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 // plural formats n with noun, adding an s unless n is 1: "12,345 runs".
@@ -248,18 +214,6 @@ func plural(n int64, noun string) string {
 		return "1 " + noun
 	}
 	return thousands(n) + " " + noun + "s"
-}
-
-// joinMap formats a map as sorted k=v pairs, or "-".
-func joinMap(m map[string]string) string {
-	if len(m) == 0 {
-		return "-"
-	}
-	parts := make([]string, 0, len(m))
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, k+"="+m[k])
-	}
-	return strings.Join(parts, ",")
 }
 
 // listNames joins names for a question, "a, b and 3 more".

@@ -11,6 +11,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/jobd/jobd/api"
+	"github.com/jobd/jobd/internal/textfmt"
 )
 
 // executorsLoadedMsg carries the registered executors, as load seq asked
@@ -165,7 +166,7 @@ func (v *executorsView) refresh() {
 }
 
 func executorMatches(x api.Executor, filter string) bool {
-	hay := strings.ToLower(strings.Join([]string{x.ID, x.Name, x.Group, x.Host, x.State, joinMap(x.Labels)}, " "))
+	hay := strings.ToLower(strings.Join([]string{x.ID, x.Name, x.Group, x.Host, x.State, textfmt.Map(x.Labels)}, " "))
 	for _, f := range strings.Fields(strings.ToLower(filter)) {
 		if !strings.Contains(hay, f) {
 			return false
@@ -178,23 +179,14 @@ func (v *executorsView) row(x api.Executor) row {
 	c := v.c
 	return row{Key: x.ID, Cells: []cell{
 		plain(x.Name),
-		styled(executorStateText(x), c.Styles.State(x.State)),
+		styled(x.StateText(), c.Styles.State(x.State)),
 		plain(fmt.Sprintf("%d/%d", x.Running, x.Slots)),
 		plain(c.ago(x.LastSeen)),
 		plain(x.Group),
 		plain(x.ID),
 		plain(drainText(c, x)),
-		plain(joinMap(x.Labels)),
+		plain(textfmt.Map(x.Labels)),
 	}}
-}
-
-// executorStateText is an executor's state, with the runs left while it
-// drains: "draining (3 left)".
-func executorStateText(x api.Executor) string {
-	if x.State == api.ExecutorDraining && x.Drain != nil {
-		return fmt.Sprintf("%s (%d left)", x.State, x.Drain.RunsLeft)
-	}
-	return x.State
 }
 
 // drainText says how a drain goes: since when, and when it times out.

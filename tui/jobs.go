@@ -9,6 +9,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/jobd/jobd/api"
+	"github.com/jobd/jobd/internal/textfmt"
 )
 
 // jobsPageSize is how many jobs one page holds: more than a screen, so
@@ -212,10 +213,10 @@ func (v *jobsView) row(j api.Job) row {
 		plain(scheduleText(c, j)),
 		plain(next),
 		plain(c.ago(j.LastFireAt)),
-		styled(orDash(j.LastState), c.Styles.State(j.LastState)),
+		styled(textfmt.OrDash(j.LastState), c.Styles.State(j.LastState)),
 		paused,
 		plain(j.Group),
-		plain(orDash(j.Kind)),
+		plain(textfmt.OrDash(j.Kind)),
 	}}
 }
 
@@ -234,7 +235,7 @@ func scheduleText(c *Common, j api.Job) string {
 	case s.Manual:
 		return "manual"
 	}
-	return orDash(j.Schedule)
+	return textfmt.OrDash(j.Schedule)
 }
 
 // inPage reports whether a job called name belongs to the page shown.

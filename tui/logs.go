@@ -398,7 +398,7 @@ func (v *logsView) applyRun(ev *api.RunEvent) tea.Cmd {
 		return nil
 	}
 	v.run.State = ev.State
-	if runEnded(ev.State) {
+	if api.RunEnded(ev.State) {
 		return v.load()
 	}
 	return nil
@@ -418,7 +418,7 @@ func (v *logsView) View() string {
 		if r.Attempt > 1 {
 			head += fmt.Sprintf(" · attempt %d", r.Attempt)
 		}
-		if runEnded(r.State) {
+		if api.RunEnded(r.State) {
 			if r.ExitCode != nil {
 				head += fmt.Sprintf(" · exit %d", *r.ExitCode)
 			}

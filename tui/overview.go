@@ -14,6 +14,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/jobd/jobd/api"
+	"github.com/jobd/jobd/internal/textfmt"
 )
 
 // statusLoadedMsg carries jobd's status, as load seq asked for it.
@@ -167,9 +168,9 @@ func (v *overviewView) facts(s *api.Status) []string {
 	}
 	up := "-"
 	if !s.StartedAt.IsZero() {
-		up = "up " + humanDuration(v.c.Now.Sub(s.StartedAt.Time).Round(time.Second)) + " (since " + v.c.clock(s.StartedAt) + ")"
+		up = "up " + textfmt.Duration(v.c.Now.Sub(s.StartedAt.Time).Round(time.Second)) + " (since " + v.c.clock(s.StartedAt) + ")"
 	}
-	where := orDash(s.Socket)
+	where := textfmt.OrDash(s.Socket)
 	if s.Listen != "" {
 		where += "  ·  listen " + s.Listen
 	}
@@ -182,8 +183,8 @@ func (v *overviewView) facts(s *api.Status) []string {
 		missed = st.StateWarn.Render(missed) + st.Dim.Render("  (see :missed to replay)")
 	}
 	return []string{
-		st.Title.Render("jobd "+orDash(s.Version)) + "  " + role + "  ·  " + up,
-		label("store") + orDash(s.Store),
+		st.Title.Render("jobd "+textfmt.OrDash(s.Version)) + "  " + role + "  ·  " + up,
+		label("store") + textfmt.OrDash(s.Store),
 		label("socket") + where,
 		label("jobs") + jobs,
 		label("executors") + v.counts(execStates, mapInt64(s.Executors), "none registered"),

@@ -11,6 +11,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/jobd/jobd/api"
+	"github.com/jobd/jobd/internal/textfmt"
 )
 
 // runsPageSize is how many runs one page of the Runs view holds.
@@ -175,7 +176,7 @@ func (v *runsView) requestKill() tea.Cmd {
 			return target{}, false
 		}
 		r := v.runs[i]
-		if runEnded(r.State) {
+		if api.RunEnded(r.State) {
 			ended = append(ended, fmt.Sprintf("run %s already ended (%s)", r.ID, r.State))
 			return target{}, false
 		}
@@ -221,12 +222,12 @@ func (v *runsView) row(r api.Run) row {
 		plain(r.ID),
 		plain(r.Job),
 		styled(r.State, c.Styles.State(r.State)),
-		plain(orDash(r.Executor)),
+		plain(textfmt.OrDash(r.Executor)),
 		plain(strconv.Itoa(r.Attempt)),
 		plain(c.clock(r.ScheduledAt)),
 		plain(c.runDuration(r)),
 		plain(exit),
-		plain(orDash(oneLine(r.Error, 200))),
+		plain(textfmt.OrDash(oneLine(r.Error, 200))),
 	}}
 }
 
